@@ -1,0 +1,207 @@
+"""The `mmp` command: a thin shell that turns words into a config request and runs one stage.
+
+Heavy libraries (mlflow, bentoml, torch, xgboost, lightgbm) are imported inside the commands
+that use them, so `mmp --help` and `mmp compile` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+from mmp import __version__
+
+EXIT_OK, EXIT_FAILURE, EXIT_USER_ERROR = 0, 1, 2
+
+EPILOG = """\
+Overrides follow the flags, in Hydra's grammar: key=value, +key=value, ++key=value, ~key,
+group=option (recipe=fraud/xgb env=prod), sweeps with -m (model.params.max_depth=3,5,8).
+Hydra's own flags work too: --cfg job, --resolve, --info, --config-dir DIR, -m/--multirun.
+
+exit codes: 0 ok, 2 bad input (config, recipe, override, data), 1 anything else.
+"""
+
+# Hydra's short flags that argparse would read as `-c d` / `-p ...`: handed to Hydra untouched.
+_HYDRA_SHORT_WITH_VALUE = ("-cd", "-cn", "-cp")
+
+
+def _compose_flags(parser: argparse.ArgumentParser, recipe: bool = True) -> None:
+    """Seed-style flags shared by every command that composes a config."""
+    if recipe:
+        parser.add_argument("-r", "--recipe", metavar="FILE", help="recipe file (default: recipe=NAME or $RECIPE_PATH)")
+        parser.add_argument("-d", "--data", metavar="URI", help="training data URI; sets data.source")
+        parser.add_argument("-p", "--params", metavar="JSON", help='overrides as JSON, e.g. \'{"max_depth": 5}\'')
+    parser.add_argument("-c", "--config", metavar="FILE", help="env file (default: env=NAME or $CONFIG_PATH)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmp", description="Modern ML Pipeline: recipes in YAML -> trained, logged, served models.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"mmp {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and debug logs")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str, handler: Callable[..., int]) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help, epilog=EPILOG, allow_abbrev=False,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    compile_ = command("compile", "print the resolved config and the pipeline plan; run nothing", _run_compile)
+    _compose_flags(compile_)
+
+    validate = command("validate", "check a recipe and env (and the data's columns); exit 0 or explain", _run_validate)
+    _compose_flags(validate)
+    validate.add_argument("--no-data", action="store_true", help="do not read the data to check its columns")
+
+    list_ = command("list", "what a recipe can name, and which recipes and envs exist", _run_list)
+    list_.add_argument("what", choices=["models", "preprocessors", "metrics", "recipes", "envs"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `mmp` console script."""
+    sys.exit(run(sys.argv[1:] if argv is None else argv))
+
+
+def run(argv: list[str]) -> int:
+    """Run one command line; return its exit code."""
+    hydra_args, words = [], []
+    it = iter(argv)
+    for word in it:  # keep Hydra's -cd/-cn/-cp (and their values) away from argparse
+        if word in _HYDRA_SHORT_WITH_VALUE:
+            hydra_args += [word, next(it, "")]
+        else:
+            words.append(word)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(words)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    unknown = [w for w in extra if w.startswith("-") and w not in _HYDRA_FLAGS]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    _configure_logging(args.verbose)
+    try:
+        return args.handler(args, extra + hydra_args) or EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # report, never dump a traceback unless asked
+        return _report(exc, args.verbose)
+
+
+# Hydra flags mmp passes on (the rest of Hydra's flags are taken by mmp's own, e.g. -c, -p, -r).
+_HYDRA_FLAGS = {"--cfg", "--resolve", "--package", "--info", "-i", "--config-dir", "--config-name",
+                "--config-path", "-m", "--multirun", "--hydra-help", "--shell-completion", "-sc",
+                "--experimental-rerun"}
+
+
+def _configure_logging(verbose: bool) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Bad input (exit 2) rather than a failure of mmp or of a service (exit 1)."""
+    from mmp.errors import UserError
+
+    if isinstance(exc, UserError):
+        return True
+    omegaconf = sys.modules.get("omegaconf.errors")
+    hydra = sys.modules.get("hydra.errors")
+    return bool((omegaconf and isinstance(exc, omegaconf.OmegaConfBaseException))
+                or (hydra and isinstance(exc, hydra.HydraException)))
+
+
+def _report(exc: BaseException, verbose: bool) -> int:
+    import traceback
+
+    if verbose:
+        traceback.print_exception(exc)
+    if is_user_error(exc):
+        print(f"mmp: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(f"mmp: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if not verbose:
+        print("(run with --verbose for the traceback)", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _request(args: argparse.Namespace, words: list[str], with_recipe: bool = True):
+    from mmp.compose import build_request
+
+    return build_request(
+        words,
+        recipe_file=getattr(args, "recipe", None),
+        env_file=getattr(args, "config", None),
+        data_uri=getattr(args, "data", None),
+        params_json=getattr(args, "params", None),
+        with_recipe=with_recipe,
+    )
+
+
+def compile_job(request: Any, cfg: Any):
+    """Inside a Hydra job: compile the composed config, naming files and overrides in errors."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from mmp.compiler import compile
+
+    choices = dict(HydraConfig.get().runtime.choices)
+    recipe = str(request.recipe_file) if request.recipe_file else str(choices.get("recipe"))
+    env = str(request.env_file) if request.env_file else str(choices.get("env"))
+    return compile(cfg, recipe=recipe, env=env, origin=lambda path: request.origin(path, choices))
+
+
+def _run_compile(args: argparse.Namespace, words: list[str]) -> int:
+    from mmp.compose import run
+
+    request = _request(args, words)
+
+    def job(cfg: Any) -> None:
+        from omegaconf import OmegaConf
+
+        pipeline = compile_job(request, cfg)
+        print(OmegaConf.to_yaml(OmegaConf.create(pipeline.config)), end="")
+        print()
+        print(pipeline.plan())
+
+    run(request, job, prog="mmp compile")
+    return EXIT_OK
+
+
+def _run_validate(args: argparse.Namespace, words: list[str]) -> int:
+    from mmp.compose import run
+
+    request = _request(args, words)
+
+    def job(cfg: Any) -> None:
+        from mmp.compiler import column_problems
+        from mmp.data import read_frame
+        from mmp.errors import ConfigError
+
+        pipeline = compile_job(request, cfg)
+        spec = pipeline.spec
+        checked = ""
+        if not args.no_data and spec.data.source:
+            frame = read_frame(spec.data.source, spec.data.format, spec.source.storage_options)
+            problems = column_problems(spec, frame, origin=lambda path: request.origin(path))
+            if problems:
+                raise ConfigError(problems, source=f"data at {spec.data.source}")
+            checked = f"; data {spec.data.source}: {frame.height} rows x {frame.width} columns match"
+        print(f"ok: recipe {pipeline.recipe} with env {pipeline.env} is valid{checked}")
+
+    run(request, job, prog="mmp validate")
+    return EXIT_OK
+
+
+def _run_list(args: argparse.Namespace, words: list[str]) -> int:
+    from mmp.catalogue import LISTINGS
+
+    for row in LISTINGS[args.what]():
+        print(row)
+    return EXIT_OK

@@ -1,0 +1,55 @@
+"""Errors users read. A `UserError` exits 2 with its message and no traceback; anything else exits 1."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the config: where, what, what is allowed, and which file said it."""
+
+    path: str
+    message: str
+    allowed: str | None = None
+    origin: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.path or '<root>'}: {self.message}"
+        if self.allowed:
+            text += f"; {self.allowed}"
+        if self.origin:
+            text += f" (from {self.origin})"
+        return text
+
+
+class UserError(Exception):
+    """Bad input: config, recipe, override, data schema, unknown run id. Exit code 2."""
+
+
+class ConfigError(UserError):
+    """Every problem found in one pre-flight pass, reported together."""
+
+    def __init__(self, problems: Iterable[Problem], source: str = "config") -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = [f"{count} problem{'s' if count != 1 else ''} in the {source}:"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+def did_you_mean(given: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The closest of `choices` to `given`, if any is close enough to be a likely typo."""
+    close = difflib.get_close_matches(str(given), [str(c) for c in choices], n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def allowed_text(choices: Iterable[str], given: str | None = None, limit: int = 30) -> str:
+    """'did you mean X? allowed: a, b, c' — the hint part of a Problem."""
+    choices = sorted({str(c) for c in choices})
+    hint = did_you_mean(given, choices) if given is not None else None
+    shown = ", ".join(choices[:limit]) + (f", ... ({len(choices) - limit} more)" if len(choices) > limit else "")
+    text = f"allowed: {shown}" if choices else ""
+    return f"did you mean '{hint}'? {text}".strip() if hint else text
