@@ -90,6 +90,11 @@ def run(argv: list[str]) -> int:
         return args.handler(args, extra + hydra_args) or EXIT_OK
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `mmp list models | head`: the reader left, which is fine
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:  # report, never dump a traceback unless asked
         return _report(exc, args.verbose)
 
@@ -101,9 +106,15 @@ _HYDRA_FLAGS = {"--cfg", "--resolve", "--package", "--info", "-i", "--config-dir
 
 
 def _configure_logging(verbose: bool) -> None:
+    """mmp's own log lines go to stderr; other libraries keep their own logging setup."""
     import logging
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logger = logging.getLogger("mmp")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def is_user_error(exc: BaseException) -> bool:
@@ -114,8 +125,10 @@ def is_user_error(exc: BaseException) -> bool:
         return True
     omegaconf = sys.modules.get("omegaconf.errors")
     hydra = sys.modules.get("hydra.errors")
+    yaml = sys.modules.get("yaml")
     return bool((omegaconf and isinstance(exc, omegaconf.OmegaConfBaseException))
-                or (hydra and isinstance(exc, hydra.HydraException)))
+                or (hydra and isinstance(exc, hydra.HydraException))
+                or (yaml and isinstance(exc, yaml.YAMLError)))
 
 
 def _report(exc: BaseException, verbose: bool) -> int:

@@ -37,6 +37,10 @@ def schema_problems(config: dict[str, Any], origin: Origin = _no_origin, spec: t
 def _problem_from_pydantic(err: dict, config: dict, spec: type, origin: Origin) -> Problem:
     path = ".".join(str(p) for p in err["loc"])
     kind, given = err["type"], err.get("input")
+    if kind == "extra_forbidden" and len(err["loc"]) == 1 and err["loc"][0] in ("env", "recipe"):
+        group = err["loc"][0]
+        return Problem(path, f"the {group} file's keys landed under '{group}:' instead of the root",
+                       "make '# @package _global_' the first line of that file", origin(path))
     if kind == "extra_forbidden":
         key = str(err["loc"][-1])
         return Problem(path, f"unknown key '{key}'", allowed_text(_allowed_keys(spec, err["loc"][:-1]), key), origin(path))

@@ -49,12 +49,16 @@ class Request:
 
     def origin(self, key_path: str, choices: dict[str, Any] | None = None) -> str | None:
         """Where the value at `key_path` came from: an override, the recipe file or the env file."""
+        choices = choices or {}
+        root = key_path.split(".", 1)[0]
+        if root == "recipe":  # a recipe with its own `# @package recipe` header
+            return _shown(self.recipe_file or _option_file(self.recipes_dir, choices.get("recipe")))
+        if root == "env":  # an env file without its `# @package _global_` header
+            return _shown(self.env_file or _option_file(self.conf_dir / "env", choices.get("env")))
         for override in reversed(self.overrides):
             key = override.split("=", 1)[0].lstrip("+~")
             if key_path == key or key_path.startswith(key + ".") or key.startswith(key_path + "."):
                 return f"override '{override}'"
-        root = key_path.split(".", 1)[0]
-        choices = choices or {}
         if root in RECIPE_KEYS:
             return _shown(self.recipe_file or _option_file(self.recipes_dir, choices.get("recipe")))
         if root in ENV_KEYS:
@@ -267,6 +271,9 @@ def run(request: Request, task: Callable[[Any], Any], prog: str = "mmp") -> Any:
 
 def _hydra_message(exc: BaseException) -> str:
     text = str(exc).strip()
+    override = getattr(exc, "override", None)
+    if override:  # an OverrideParseException: name the override the user typed
+        text = f"cannot parse override '{override}': {text}"
     cause = exc.__cause__
     if cause is not None and str(cause).strip() and str(cause).strip() not in text:
         text += "\n" + str(cause).strip()

@@ -19,7 +19,10 @@ _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\
 
 
 def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(str(key)))
+    """Whether a key's value is a credential (`password`, `api_key`), not the name of the
+    variable that holds one (`token_env`)."""
+    key = str(key).lower()
+    return bool(_SECRET_KEY.search(key)) and not key.endswith(("_env", "_var", "_variable"))
 
 
 def masked_container(cfg: Any) -> Any:

@@ -134,3 +134,16 @@ class RunSpec(RecipeSpec, EnvSpec):
 
 RECIPE_KEYS = tuple(RecipeSpec.model_fields)
 ENV_KEYS = tuple(EnvSpec.model_fields)
+
+
+def defaults_of(model: type[BaseModel]) -> dict[str, Any]:
+    """Every key of `model` that has a default, nested models included (required keys left out)."""
+    out: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if not field.is_required():
+            value = field.get_default(call_default_factory=True)
+            out[name] = value.model_dump() if isinstance(value, BaseModel) else value
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out[name] = defaults_of(annotation)
+    return out

@@ -34,10 +34,26 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+def _fill(data: dict, defaults: dict) -> dict:
+    """`data` with the keys it lacks taken from `defaults`, recursively, keeping the file's key order."""
+    out = dict(data)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = _fill(out[key], value)
+    return out
+
+
 class _GroupSource(ConfigSource):
     """A folder, or a single yaml file, presented as the options of one config group."""
 
     group = ""
+
+    @staticmethod
+    def defaults() -> dict:
+        """Keys every file of the group has, so `key=value` overrides work without a `+`."""
+        return {}
 
     def __init__(self, provider: str, path: str) -> None:
         super().__init__(provider=provider, path=path)
@@ -73,7 +89,14 @@ class _GroupSource(ConfigSource):
         header = ConfigSource._get_header_dict(text[:512])
         if header.get("package") is None:
             header["package"] = "_global_"
-        cfg = OmegaConf.create(text) if text.strip() else OmegaConf.create({})
+        try:
+            cfg = OmegaConf.create(text) if text.strip() else OmegaConf.create({})
+        except Exception as exc:  # YAML syntax: name the file, keep the parser's line and column
+            raise ConfigLoadError(f"{path}: not valid YAML: {exc}") from exc
+        if not OmegaConf.is_dict(cfg):
+            raise ConfigLoadError(f"{path}: a {self.group} file must be a mapping of keys, not a {type(cfg).__name__}")
+        if header["package"] == "_global_":
+            cfg = OmegaConf.create(_fill(OmegaConf.to_container(cfg), self.defaults()))
         return ConfigResult(config=cfg, path=f"{self.scheme()}://{path}", provider=self.provider, header=header)
 
     def available(self) -> bool:
@@ -130,6 +153,12 @@ class RecipesConfigSource(_GroupSource):
     def scheme() -> str:
         return "mmp-recipes"
 
+    @staticmethod
+    def defaults() -> dict:
+        from mmp.spec import RecipeSpec, defaults_of
+
+        return defaults_of(RecipeSpec)
+
 
 class EnvFileConfigSource(_GroupSource):
     """`mmp-env://PATH`: one env file (from `-c FILE`) as an option of the `env` group."""
@@ -139,6 +168,12 @@ class EnvFileConfigSource(_GroupSource):
     @staticmethod
     def scheme() -> str:
         return "mmp-env"
+
+    @staticmethod
+    def defaults() -> dict:
+        from mmp.spec import EnvSpec, defaults_of
+
+        return defaults_of(EnvSpec)
 
 
 class MmpSearchPathPlugin(SearchPathPlugin):
