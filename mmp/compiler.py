@@ -95,7 +95,7 @@ def _model_problems(model: Any, task: str | None, origin: Origin) -> list[Proble
     problems = []
     params = model.get("params") or {}
     if isinstance(params, dict):
-        problems += check_params(cls, params, "model.params", origin("model.params"))
+        problems += check_params(cls, params, "model.params", origin)
     kind = estimator_kind(cls)
     if task and kind and kind != KIND_FOR_TASK[task]:
         problems.append(Problem(
@@ -144,7 +144,7 @@ def _step_problems(steps: Any, origin: Origin) -> list[Problem]:
         except ImportProblem as exc:  # pragma: no cover - scikit-learn is a base dependency
             problems.append(Problem(f"{path}.type", str(exc), None, origin(path)))
             continue
-        problems += check_params(cls, step_options(STEPS[name], options), path, origin(path))
+        problems += check_params(cls, step_options(STEPS[name], options), path, origin)
     return problems
 
 

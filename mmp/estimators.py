@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import Any, Callable
 
 from mmp.errors import Problem, allowed_text, did_you_mean
 
@@ -88,7 +88,8 @@ def parameter_names(cls: type) -> tuple[set[str], bool]:
     return names, True
 
 
-def check_params(cls: type, params: dict[str, Any], path: str, origin: str | None = None) -> list[Problem]:
+def check_params(cls: type, params: dict[str, Any], path: str,
+                 origin: Callable[[str], str | None] = lambda path: None) -> list[Problem]:
     """Every problem with `params` for `cls`: unknown names (with a hint) and, for scikit-learn
     estimators, values outside the declared constraints."""
     problems = []
@@ -100,7 +101,8 @@ def check_params(cls: type, params: dict[str, Any], path: str, origin: str | Non
         if open_ended and not hint:
             continue  # **kwargs passes it on (e.g. an xgboost booster parameter)
         problems.append(
-            Problem(f"{path}.{key}", f"'{key}' is not a parameter of {cls.__name__}", allowed_text(names, key), origin)
+            Problem(f"{path}.{key}", f"'{key}' is not a parameter of {cls.__name__}", allowed_text(names, key),
+                    origin(f"{path}.{key}"))
         )
     constraints = getattr(cls, "_parameter_constraints", None)
     if isinstance(constraints, dict):
@@ -114,7 +116,7 @@ def check_params(cls: type, params: dict[str, Any], path: str, origin: str | Non
             try:
                 validate_parameter_constraints({key: constraints[key]}, {key: value}, caller_name=cls.__name__)
             except InvalidParameterError as exc:
-                problems.append(Problem(f"{path}.{key}", str(exc).rstrip("."), None, origin))
+                problems.append(Problem(f"{path}.{key}", str(exc).rstrip("."), None, origin(f"{path}.{key}")))
     return problems
 
 
