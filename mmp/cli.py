@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     _compose_flags(validate)
     validate.add_argument("--no-data", action="store_true", help="do not read the data to check its columns")
 
+    train = command("train", "compile, fit, evaluate and log to MLflow; prints the run id last", _run_train)
+    _compose_flags(train)
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the run id")
+
     list_ = command("list", "what a recipe can name, and which recipes and envs exist", _run_list)
     list_.add_argument("what", choices=["models", "preprocessors", "metrics", "recipes", "envs"])
     return parser
@@ -115,6 +119,11 @@ def _configure_logging(verbose: bool) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # MLflow narrates every store migration and model validation: only its errors, unless asked.
+    import os
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if verbose else "ERROR")
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def is_user_error(exc: BaseException) -> bool:
@@ -209,6 +218,36 @@ def _run_validate(args: argparse.Namespace, words: list[str]) -> int:
         print(f"ok: recipe {pipeline.recipe} with env {pipeline.env} is valid{checked}")
 
     run(request, job, prog="mmp validate")
+    return EXIT_OK
+
+
+def _run_train(args: argparse.Namespace, words: list[str]) -> int:
+    from mmp.compose import run
+
+    request = _request(args, words)
+    sweep = None
+    if request.multirun:
+        from mmp.sweep import Sweep
+
+        sweep = Sweep()
+
+    def job(cfg: Any) -> float | None:
+        from mmp.train import train
+
+        result = train(compile_job(request, cfg), quiet=args.quiet, sweep=sweep)
+        print(result.run_id, flush=True)
+        return result.primary  # what a Hydra sweeper optimises
+
+    failed = True
+    try:
+        run(request, job, prog="mmp train")
+        failed = False
+    finally:
+        if sweep is not None and sweep.parents:
+            for line in sweep.finish(failed=failed):
+                print(line, file=sys.stderr)
+            for parent in sweep.parents.values():
+                print(parent)
     return EXIT_OK
 
 

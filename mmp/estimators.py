@@ -18,6 +18,8 @@ EXTRA_MODELS = {
     "xgboost.XGBRegressor": ("regressor", "ml-extras"),
     "lightgbm.LGBMClassifier": ("classifier", "ml-extras"),
     "lightgbm.LGBMRegressor": ("regressor", "ml-extras"),
+    "mmp.torch_models.MLPClassifier": ("classifier", "torch-extras"),
+    "mmp.torch_models.MLPRegressor": ("regressor", "torch-extras"),
 }
 
 

@@ -1,0 +1,99 @@
+"""The logged model: preprocessing + estimator as one scikit-learn Pipeline behind an MLflow pyfunc.
+
+The same `TabularModel.predict` serves training-time evaluation, batch inference, `mlflow models
+serve` and the BentoML service, so there is no training/serving skew by construction. Its output
+follows DESIGN §6: `prediction`, then `probability` (binary: the positive class) or
+`probability_<class>` (multi-class). It imports only numpy and pandas (and the estimator's own
+library when the pipeline is unpickled), so loading it stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+try:  # a pyfunc is an mlflow.pyfunc.PythonModel; mlflow is present wherever the model is loaded
+    from mlflow.pyfunc import PythonModel
+except ImportError:  # pragma: no cover - mlflow is a base dependency
+    PythonModel = object
+
+
+class InputError(ValueError):
+    """A prediction input that does not fit the model's columns; the message names the column."""
+
+
+def model_input(frame: pd.DataFrame, features: list[str], numeric: list[str]) -> pd.DataFrame:
+    """The model's view of `frame`: its feature columns in training order, numbers as float64
+    (so integers and missing values share one type), text as objects with NaN for missing."""
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise InputError(f"missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+    out = {}
+    numeric_set = set(numeric)
+    for column in features:
+        values = frame[column]
+        if column in numeric_set:
+            if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+                converted = pd.to_numeric(values, errors="coerce")
+                bad = converted.isna() & values.notna()
+                if bad.any():
+                    raise InputError(f"column '{column}' must be numeric, got {values[bad].iloc[0]!r}")
+                values = converted
+            out[column] = values.astype("float64")
+        else:
+            values = values.astype(object)
+            out[column] = values.where(values.notna(), np.nan)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def prediction_frame(pipeline: Any, inputs: pd.DataFrame, task: str, classes: list | None) -> pd.DataFrame:
+    """`prediction` (+ probability columns for classifiers) for rows already in model-input form.
+    A classifier predicts class codes 0..k-1; `classes` holds the label of each code."""
+    result = pd.DataFrame(index=inputs.index)
+    if task == "classification" and classes is not None:
+        labels = np.asarray(classes, dtype=object)
+        if hasattr(pipeline, "predict_proba"):
+            proba = np.asarray(pipeline.predict_proba(inputs), dtype="float64")
+            codes = proba.argmax(axis=1)
+        else:
+            proba, codes = None, np.asarray(pipeline.predict(inputs), dtype="int64")
+        predicted = labels[codes]
+        if all(isinstance(label, (bool, np.bool_)) for label in classes):
+            predicted = predicted.astype(bool)
+        elif all(isinstance(label, (int, np.integer)) for label in classes):
+            predicted = predicted.astype("int64")
+        result["prediction"] = predicted
+        if proba is not None and len(classes) == 2:
+            result["probability"] = proba[:, 1]
+        elif proba is not None:
+            for i, label in enumerate(classes):
+                result[f"probability_{label}"] = proba[:, i]
+        return result
+    result["prediction"] = np.asarray(pipeline.predict(inputs))
+    return result
+
+
+class TabularModel(PythonModel):
+    """MLflow pyfunc over a fitted scikit-learn Pipeline, with mmp's input and output contract."""
+
+    # `model_input` checks live in `model_input()`; MLflow's type-hint wrapper would only add a
+    # per-call layer and a warning.
+    _skip_type_hint_validation = True
+
+    def __init__(self, pipeline: Any, task: str, features: list[str], numeric: list[str], classes: list | None):
+        self.pipeline = pipeline
+        self.task = task
+        self.features = list(features)
+        self.numeric = list(numeric)
+        self.classes = list(classes) if classes is not None else None
+
+    def predict(self, context, model_input, params=None):
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        return self.predict_frame(model_input)
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Predict a pandas frame holding (at least) the feature columns."""
+        return prediction_frame(self.pipeline, model_input(frame, self.features, self.numeric), self.task, self.classes)

@@ -1,0 +1,27 @@
+"""The logged model's pip requirements, written out explicitly (MLflow's inference is slow and wrong)."""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+from typing import Any
+
+BASE = ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle")
+
+
+def _pin(distribution: str) -> str | None:
+    try:
+        return f"{distribution}=={metadata.version(distribution)}"
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def pip_requirements(model: Any) -> list[str]:
+    """Pinned requirements for the packages a fitted pipeline needs at prediction time."""
+    tops = {type(step).__module__.split(".")[0] for _, step in getattr(model, "steps", [])}
+    if any(type(step).__module__.startswith("mmp.torch") for _, step in getattr(model, "steps", [])):
+        tops.add("torch")
+    distributions = list(BASE)
+    by_module = metadata.packages_distributions()
+    for top in sorted(tops - {"sklearn", "mmp"}):
+        distributions += by_module.get(top, [top])[:1]
+    return [pin for pin in (_pin(d) for d in distributions) if pin]

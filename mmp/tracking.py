@@ -1,0 +1,82 @@
+"""Where runs go: the MLflow tracking URI from the env config, and the embedded store for plain folders.
+
+MLflow 3 refuses a bare `./mlruns` file store. mmp keeps the promise that `./mlruns` "just
+works" by mapping any plain folder to a store that lives entirely inside it: the SQLite
+database `FOLDER/mlflow.db` and the artifacts under `FOLDER/artifacts`. Look at it with
+    mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns/artifacts
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mmp.errors import UserError
+
+DEFAULT_TRACKING_URI = "./mlruns"
+
+
+def store_folder(uri: str) -> Path | None:
+    """The local folder of an embedded store (a plain path or file:// URI), else None."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(parsed.path)
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
+        return Path(uri)
+    return None
+
+
+def mlflow_uri(uri: str | None) -> str:
+    """The URI to hand MLflow for a configured tracking URI (None: $MLFLOW_TRACKING_URI, else ./mlruns)."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    folder = store_folder(uri)
+    if folder is None:
+        return uri
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def artifact_root(uri: str | None) -> str | None:
+    """Where new experiments keep artifacts: inside the folder of an embedded store, else the server's choice."""
+    folder = store_folder(uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
+    return (folder.resolve() / "artifacts").as_uri() if folder is not None else None
+
+
+def connect(uri: str | None) -> str:
+    """Point MLflow at the configured store; a server that does not answer is a user error (exit 2)."""
+    import mlflow
+
+    resolved = mlflow_uri(uri)
+    if resolved.startswith(("http://", "https://")):
+        _check_reachable(resolved)
+    mlflow.set_tracking_uri(resolved)
+    return resolved
+
+
+def _check_reachable(uri: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10).close()
+    except urllib.error.HTTPError:
+        return  # it answered (maybe 401/404 behind a proxy): reachable
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"mlflow.tracking_uri: cannot reach the MLflow tracking server at {uri} ({reason}); "
+                        "start it, fix mlflow.tracking_uri / MLFLOW_TRACKING_URI, or use a local folder like ./mlruns") from exc
+
+
+def experiment_id(name: str, uri: str | None) -> str:
+    """The id of experiment `name`, created (with its artifacts inside an embedded store) if new."""
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            raise UserError(f"mlflow.experiment: experiment '{name}' is deleted; restore it or pick another name")
+        return experiment.experiment_id
+    root = artifact_root(uri)
+    return mlflow.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
