@@ -10,7 +10,8 @@ BASE = ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle")
 
 def _pin(distribution: str) -> str | None:
     try:
-        return f"{distribution}=={metadata.version(distribution)}"
+        # A local label (torch 2.13.0+cpu) names a build no index serves: pin the release.
+        return f"{distribution}=={metadata.version(distribution).split('+')[0]}"
     except metadata.PackageNotFoundError:
         return None
 

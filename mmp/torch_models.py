@@ -101,7 +101,7 @@ class MLPClassifier(ClassifierMixin, _MLP):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        logits = self._forward(X)
+        logits = self._forward(X).astype(np.float64)  # float32 softmax rows miss 1 by ~1e-7
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)

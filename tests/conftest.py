@@ -78,3 +78,99 @@ def write_configmap(mount: Path, version: str, files: dict[str, str]) -> None:
         link = mount / top
         if not link.is_symlink():
             link.symlink_to(f"..data/{top}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:
+    """Poll `url` until it answers 200 (or the process dies, or time runs out)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory) -> Path:
+    """One project folder (conf/, recipes/, data/) shared by the tests that train models."""
+    root = tmp_path_factory.mktemp("workspace")
+    for name in ("conf", "recipes", "data"):
+        shutil.copytree(REPO / name, root / name)
+    return root
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without mmp/MLflow settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MMP_CONF_DIR", "MMP_RECIPES_DIR", "RECIPE_PATH", "CONFIG_PATH", "MLFLOW_TRACKING_URI", "MODEL_RUN_ID")}
+    return {**env, **extra}
+
+
+EXAMPLE_RECIPES = ["model", "iris", "diabetes", "wine_clusters", "boosting/breast_cancer_xgb",
+                   "boosting/diabetes_lgbm", "deep/iris_mlp", "deep/diabetes_mlp"]
+
+
+@pytest.fixture(scope="session")
+def trained(workspace) -> dict[str, str]:
+    """Every example recipe trained once with `mmp train` on the embedded ./mlruns store: recipe -> run id."""
+    runs = {}
+    for recipe in EXAMPLE_RECIPES:
+        result = run_mmp("train", f"recipe={recipe}", "-q", cwd=workspace, env=clean_env())
+        assert result.code == 0, f"{recipe}: {result.err}"
+        runs[recipe] = result.out.strip().splitlines()[-1]
+    return runs
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` process on a free loopback port: yields its http:// URI."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts"),
+         "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"), cwd=root,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", timeout=120, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on a free loopback port, with a bucket `mmp-test`: yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                 region_name="us-east-1").create_bucket(Bucket="mmp-test")
+    try:
+        yield endpoint
+    finally:
+        server.stop()
