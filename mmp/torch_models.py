@@ -50,9 +50,10 @@ class _MLP(BaseEstimator):
     def _train(self, X: np.ndarray, y: np.ndarray, n_out: int, loss_fn: Any) -> None:
         import torch
 
-        generator = torch.Generator().manual_seed(self.random_state if self.random_state is not None else 0)
-        if self.random_state is not None:
-            torch.manual_seed(self.random_state)
+        # No random_state: draw one from numpy, which mmp seeds from the recipe's split seed.
+        seed = self.random_state if self.random_state is not None else int(np.random.randint(0, 2**31 - 1))
+        generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
         X_t, y_t = torch.as_tensor(X), torch.as_tensor(y)
         order = torch.randperm(len(X_t), generator=generator)
         n_val = int(len(X_t) * self.validation_fraction) if len(X_t) >= 20 else 0
