@@ -35,6 +35,11 @@ def _compose_flags(parser: argparse.ArgumentParser, recipe: bool = True) -> None
     parser.add_argument("-c", "--config", metavar="FILE", help="env file (default: env=NAME or $CONFIG_PATH)")
 
 
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-id", metavar="ID", help="the training run whose model to use (default: $MODEL_RUN_ID)")
+    parser.add_argument("--model-uri", metavar="URI", help="runs:/ID/model, models:/NAME@ALIAS or models:/NAME/VERSION")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmp", description="Modern ML Pipeline: recipes in YAML -> trained, logged, served models.",
@@ -61,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     train = command("train", "compile, fit, evaluate and log to MLflow; prints the run id last", _run_train)
     _compose_flags(train)
     train.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the run id")
+
+    batch = command("batch-inference", "predict a dataset with a logged model; writes parquet, csv or json",
+                    _run_batch_inference)
+    _model_flags(batch)
+    batch.add_argument("-d", "--data", metavar="URI", required=True, help="input data (csv, parquet, json; any fsspec URI)")
+    batch.add_argument("-o", "--output", metavar="URI", help="output file or folder (default: the env's output.path)")
+    batch.add_argument("--chunk-rows", type=int, metavar="N", help="rows per chunk (default: the env's output.chunk_rows)")
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress, only the output URI")
+    _compose_flags(batch, recipe=False)
 
     list_ = command("list", "what a recipe can name, and which recipes and envs exist", _run_list)
     list_.add_argument("what", choices=["models", "preprocessors", "metrics", "recipes", "envs"])
@@ -248,6 +262,50 @@ def _run_train(args: argparse.Namespace, words: list[str]) -> int:
                 print(line, file=sys.stderr)
             for parent in sweep.parents.values():
                 print(parent)
+    return EXIT_OK
+
+
+def env_job(request: Any, cfg: Any):
+    """Inside a Hydra job with no recipe: the checked env spec (where things are, how they run)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from mmp.compiler import schema_problems
+    from mmp.errors import ConfigError
+    from mmp.spec import ENV_KEYS, EnvSpec
+
+    choices = dict(HydraConfig.get().runtime.choices)
+    config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ENV_KEYS}
+    problems = schema_problems(config, lambda path: request.origin(path, choices), spec=EnvSpec)
+    if problems:
+        raise ConfigError(problems)
+    return EnvSpec.model_validate(config)
+
+
+def _run_batch_inference(args: argparse.Namespace, words: list[str]) -> int:
+    from mmp.compose import run
+    from mmp.errors import UserError
+    from mmp.logged_model import model_uri
+
+    uri = model_uri(args.run_id, args.model_uri)
+    if args.chunk_rows is not None and args.chunk_rows < 1:
+        raise UserError(f"--chunk-rows: must be a positive number of rows, got {args.chunk_rows}")
+    request = _request(args, words, with_recipe=False)
+
+    def job(cfg: Any) -> None:
+        from mmp import logged_model, tracking
+        from mmp.batch_inference import run_batch
+        from mmp.output import destination
+
+        env = env_job(request, cfg)
+        tracking.connect(env.mlflow.tracking_uri)
+        model = logged_model.load(uri)
+        output_uri, output_format = destination(args.output or env.output.path, env.output.format, model.run_id)
+        run_batch(model, args.data, output_uri, output_format, env.source.storage_options,
+                  args.chunk_rows or env.output.chunk_rows, quiet=args.quiet)
+        print(output_uri)
+
+    run(request, job, prog="mmp batch-inference")
     return EXIT_OK
 
 

@@ -70,3 +70,86 @@ def is_numeric(dtype) -> bool:
     import polars as pl
 
     return dtype.is_numeric() or dtype == pl.Boolean
+
+
+def iter_tables(uri: str, fmt: str | None = None, storage_options: dict[str, Any] | None = None,
+                chunk_rows: int = 100_000, column_types: dict[str, Any] | None = None):
+    """The data at `uri` as a stream of pyarrow Tables of at most `chunk_rows` rows, in file order.
+
+    Memory stays bounded by the chunk size whatever the file size: csv and JSON lines are parsed
+    block by block, parquet row group by row group (polars reads a file object whole, so the
+    streaming readers are pyarrow's, over fsspec). `column_types` pins csv column types so that
+    every chunk agrees with the first. A JSON array (.json that is not JSON lines) is read whole.
+    """
+    import fsspec
+
+    fmt = data_format(uri, fmt)
+    try:
+        handle = fsspec.open(uri, "rb", **(storage_options or {})).open()
+    except FileNotFoundError as exc:
+        raise UserError(f"-d: no such file: {uri}") from exc
+    except ImportError as exc:
+        raise UserError(f"-d: cannot open '{uri}': {exc}; for s3:// or gs:// install 'mmp[cloud-extras]'") from exc
+    try:
+        if fmt == "csv":
+            batches = _csv_batches(handle, column_types or {})
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            batches = pq.ParquetFile(handle).iter_batches(batch_size=chunk_rows)
+        else:
+            batches = _json_batches(handle, chunk_rows)
+        yield from _rechunk(batches, chunk_rows)
+    finally:
+        handle.close()
+
+
+def _csv_batches(handle, column_types: dict[str, Any]):
+    import pyarrow.csv as pacsv
+
+    reader = pacsv.open_csv(
+        handle,
+        read_options=pacsv.ReadOptions(block_size=8 << 20),
+        convert_options=pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True),
+    )
+    yield from reader
+
+
+def _json_batches(handle, chunk_rows: int):
+    import io
+
+    import polars as pl
+
+    first = handle.read(1)
+    rest = handle.read() if first == b"[" else None
+    if rest is not None:  # a JSON array: no streaming format, read whole
+        for batch in pl.read_json(io.BytesIO(first + rest)).to_arrow().to_batches(chunk_rows):
+            yield batch
+        return
+    lines = [first + handle.readline()] if first else []
+    while True:
+        lines += [handle.readline() for _ in range(chunk_rows - len(lines))]
+        block = b"".join(line for line in lines if line.strip())
+        if block:
+            yield from pl.read_ndjson(io.BytesIO(block)).to_arrow().to_batches()
+        if not lines or not lines[-1]:
+            return
+        lines = []
+
+
+def _rechunk(batches, chunk_rows: int):
+    """Re-cut a stream of record batches into tables of exactly `chunk_rows` rows (the last: fewer)."""
+    import pyarrow as pa
+
+    pending, count = [], 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(chunk_rows - count, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            count += take
+            batch = batch.slice(take)
+            if count == chunk_rows:
+                yield pa.Table.from_batches(pending)
+                pending, count = [], 0
+    if count:
+        yield pa.Table.from_batches(pending)

@@ -12,11 +12,11 @@ from typing import Any
 from mmp import __version__
 from mmp.compiler import column_problems, feature_columns
 from mmp.errors import ConfigError, UserError
+from mmp.logged_model import MODEL_NAME
 from mmp.metrics import METRICS, compute
 from mmp.pipeline import Pipeline
 from mmp.split import SPLITS, split
 
-MODEL_NAME = "model"  # the logged model's name inside a run: runs:/<run_id>/model
 CONFIG_ARTIFACT = "mmp/config.yaml"
 
 

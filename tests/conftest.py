@@ -174,3 +174,39 @@ def s3_server():
         yield endpoint
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """A gcp-storage-emulator server on a free loopback port, with a bucket `mmp-test`: yields its URL."""
+    from gcp_storage_emulator.server import create_server
+
+    # gcsfs's experimental filesystem asks a gRPC control plane (over TLS) for the bucket type,
+    # which an emulator does not serve: each call would wait out a 60 s timeout.
+    os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="mmp-test")
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+PEAK_RSS = """
+import json, resource, subprocess, sys
+proc = subprocess.run(json.loads(sys.argv[1]), capture_output=True, text=True, cwd=sys.argv[2], env=json.loads(sys.argv[3]))
+print(json.dumps({"code": proc.returncode, "err": proc.stderr[-2000:],
+                  "peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def run_mmp_measured(*args: str, cwd: Path, env: dict[str, str]) -> dict:
+    """Run `mmp ARGS` under a fresh parent that reports the child's peak RSS (KiB)."""
+    import json
+
+    command = [sys.executable, "-m", "mmp", *args]
+    proc = subprocess.run([sys.executable, "-c", PEAK_RSS, json.dumps(command), str(cwd), json.dumps(env)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)

@@ -1,0 +1,91 @@
+"""The model a run logged: find it (run id, runs:/, models:/name@alias, models:/name/3), load it
+once, and read its data interface (features, entity columns, task, classes) from its metadata."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from mmp.errors import UserError
+
+RUN_ID_VAR = "MODEL_RUN_ID"
+MODEL_NAME = "model"  # the logged model's name inside a run: runs:/<run_id>/model
+
+
+def model_uri(run_id: str | None, uri: str | None) -> str:
+    """`--model-uri`, else `runs:/<--run-id or $MODEL_RUN_ID>/model`; neither is a user error."""
+    if run_id and uri:
+        raise UserError("give either --run-id or --model-uri, not both")
+    if uri:
+        if not uri.startswith(("runs:/", "models:/", "file:", "/", ".", "s3://", "gs://", "mlflow-artifacts:")):
+            raise UserError(f"--model-uri: '{uri}' is not a model URI; use runs:/<run_id>/model, "
+                            "models:/<name>@<alias> or models:/<name>/<version>")
+        return uri
+    run_id = run_id or os.environ.get(RUN_ID_VAR)
+    if not run_id:
+        raise UserError(f"no model given: pass --run-id ID or --model-uri URI, or set {RUN_ID_VAR}")
+    return f"runs:/{run_id}/{MODEL_NAME}"
+
+
+@dataclass
+class LoggedModel:
+    """A loaded pyfunc and the columns it reads."""
+
+    uri: str
+    pyfunc: Any
+    features: list[str]
+    numeric: list[str]
+    entity_columns: list[str]
+    task: str | None
+    classes: list | None
+    info: dict[str, Any]
+
+    @property
+    def run_id(self) -> str | None:
+        return self.pyfunc.metadata.run_id
+
+    def predict(self, frame: Any) -> Any:
+        """Prediction columns for a pandas frame: mmp's model directly, any other pyfunc through MLflow."""
+        inner = _python_model(self.pyfunc)
+        if inner is not None and hasattr(inner, "predict_frame"):
+            return inner.predict_frame(frame)
+        import pandas as pd
+
+        out = self.pyfunc.predict(frame[self.features] if self.features else frame)
+        return out if isinstance(out, pd.DataFrame) else pd.DataFrame({"prediction": list(out)}, index=frame.index)
+
+
+def _python_model(pyfunc: Any) -> Any:
+    try:
+        return pyfunc.unwrap_python_model()
+    except Exception:  # not a python_model flavor: an sklearn/xgboost pyfunc logged elsewhere
+        return None
+
+
+def load(uri: str) -> LoggedModel:
+    """Load the model at `uri`; an unknown run, model or version is a UserError (exit 2)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+    except MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND") or "not found" in str(exc).lower():
+            raise UserError(f"no such model: {uri} ({_first_line(exc)}) at tracking URI {mlflow.get_tracking_uri()}") from exc
+        raise
+    except OSError as exc:
+        raise UserError(f"no such model: {uri} ({_first_line(exc)})") from exc
+    meta = (pyfunc.metadata.metadata or {}).get("mmp") or {}
+    inputs = pyfunc.metadata.get_input_schema()
+    features = meta.get("features") or (inputs.input_names() if inputs is not None else [])
+    return LoggedModel(
+        uri=uri, pyfunc=pyfunc, features=list(features), numeric=list(meta.get("numeric") or []),
+        entity_columns=list(meta.get("entity_columns") or []), task=meta.get("task"), classes=meta.get("classes"),
+        info=meta,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

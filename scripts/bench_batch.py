@@ -1,0 +1,99 @@
+"""Benchmark: `mmp batch-inference` vs a naive script (pandas reads the whole csv, pyfunc predict,
+to_parquet) on the same model and data, 1M and 5M rows. Reports rows/s and peak RSS of each.
+
+    python scripts/bench_batch.py [--rows 1000000 5000000] [--recipe iris]
+
+Each command runs as a fresh process under a small parent that reports the child's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+NAIVE = """
+import sys
+import mlflow, pandas as pd
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(sys.argv[2])
+frame = pd.read_csv(sys.argv[3])
+predicted = model.predict(frame)
+out = pd.concat([frame[["id"]], predicted], axis=1)
+out.to_parquet(sys.argv[4])
+"""
+
+MEASURE = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.run(json.loads(sys.argv[1]), capture_output=True, text=True)
+seconds = time.perf_counter() - start
+if proc.returncode:
+    sys.exit(proc.stderr)
+print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+
+def measure(command: list[str], cwd: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(command)], cwd=cwd, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    return json.loads(out.stdout)
+
+
+def make_data(path: Path, rows: int, source: Path) -> None:
+    """`rows` rows shaped like the recipe's data: its rows repeated with a little noise."""
+    import numpy as np
+    import polars as pl
+
+    base = pl.read_csv(source)
+    reps = -(-rows // base.height)
+    frame = pl.concat([base] * reps).head(rows).with_columns(id=pl.int_range(1, rows + 1))
+    rng = np.random.default_rng(0)
+    numeric = [c for c, t in frame.schema.items() if t.is_float()]
+    frame = frame.with_columns([(pl.col(c) + pl.Series(rng.normal(0, 0.05, rows))).alias(c) for c in numeric])
+    frame.write_csv(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--recipe", default="iris")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for name in ("conf", "recipes", "data"):
+            shutil.copytree(REPO / name, work / name)
+        store = work / "mlruns"
+        train = subprocess.run([sys.executable, "-m", "mmp", "train", f"recipe={args.recipe}", "-q"],
+                               cwd=work, capture_output=True, text=True, check=True)
+        run_id = train.stdout.split()[-1]
+        source = work / "data" / {"iris": "iris.csv", "model": "breast_cancer.csv"}.get(args.recipe, "iris.csv")
+        print(f"model runs:/{run_id}/model (recipe {args.recipe}); {sys.platform}, python {sys.version.split()[0]}")
+        for rows in args.rows:
+            data = work / f"rows_{rows}.csv"
+            make_data(data, rows, source)
+            size = data.stat().st_size / 2**20
+            mmp = [sys.executable, "-m", "mmp", "batch-inference", "--run-id", run_id, "-d", str(data),
+                   "-o", str(work / "mmp_out.parquet"), "-q"]
+            naive = [sys.executable, "-c", NAIVE, f"sqlite:///{store / 'mlflow.db'}", f"runs:/{run_id}/model",
+                     str(data), str(work / "naive_out.parquet")]
+            results = {"mmp batch-inference": measure(mmp, work), "naive pandas script": measure(naive, work)}
+            print(f"{rows:,} rows ({size:,.0f} MiB csv)")
+            for label, r in results.items():
+                print(f"  {label:<22} {rows / r['seconds']:>10,.0f} rows/s  {r['seconds']:7.2f} s  peak RSS {r['peak_rss_mb']:7,.0f} MiB")
+            speedup = results["naive pandas script"]["seconds"] / results["mmp batch-inference"]["seconds"]
+            print(f"  mmp / naive rows/s: {speedup:.2f}x")
+            data.unlink()
+
+
+if __name__ == "__main__":
+    main()
