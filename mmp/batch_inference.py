@@ -26,12 +26,10 @@ class BatchResult:
         return self.rows / self.seconds if self.seconds else float("inf")
 
 
-def column_types(model: LoggedModel) -> dict[str, Any]:
-    """pyarrow types to read feature columns as: numbers as float64, text as strings."""
-    import pyarrow as pa
-
+def column_types(model: LoggedModel) -> dict[str, str]:
+    """How to read the feature columns: numbers as "float", text as "string"."""
     numeric = set(model.numeric)
-    return {c: (pa.float64() if c in numeric else pa.string()) for c in model.features} if model.numeric else {}
+    return {c: ("float" if c in numeric else "string") for c in model.features} if model.numeric else {}
 
 
 def check_columns(model: LoggedModel, schema: Any, source: str) -> None:

@@ -73,26 +73,32 @@ def is_numeric(dtype) -> bool:
 
 
 def iter_tables(uri: str, fmt: str | None = None, storage_options: dict[str, Any] | None = None,
-                chunk_rows: int = 100_000, column_types: dict[str, Any] | None = None):
+                chunk_rows: int = 100_000, column_types: dict[str, str] | None = None):
     """The data at `uri` as a stream of pyarrow Tables of at most `chunk_rows` rows, in file order.
 
-    Memory stays bounded by the chunk size whatever the file size: csv and JSON lines are parsed
-    block by block, parquet row group by row group (polars reads a file object whole, so the
-    streaming readers are pyarrow's, over fsspec). `column_types` pins csv column types so that
-    every chunk agrees with the first. A JSON array (.json that is not JSON lines) is read whole.
+    Memory stays bounded by the chunk size whatever the file size. Local files go through polars'
+    streaming engine (multi-threaded parsing); other fsspec URIs through pyarrow's streaming
+    readers over an fsspec file (polars would read a file object whole). `column_types` pins
+    columns to "float" or "string" so that every chunk agrees with the first. A JSON array (.json
+    that is not JSON lines) is read whole.
     """
     import fsspec
 
     fmt = data_format(uri, fmt)
+    column_types = column_types or {}
+    fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+    if is_local_fs(fs) and fmt in ("csv", "parquet", "ndjson"):
+        if not fs.exists(path):
+            raise UserError(f"-d: no such file: {uri}")
+        yield from _polars_tables(path, fmt, chunk_rows, column_types)
+        return
     try:
-        handle = fsspec.open(uri, "rb", **(storage_options or {})).open()
+        handle = fs.open(path, "rb")
     except FileNotFoundError as exc:
         raise UserError(f"-d: no such file: {uri}") from exc
-    except ImportError as exc:
-        raise UserError(f"-d: cannot open '{uri}': {exc}; for s3:// or gs:// install 'mmp[cloud-extras]'") from exc
     try:
         if fmt == "csv":
-            batches = _csv_batches(handle, column_types or {})
+            batches = _csv_batches(handle, column_types)
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -104,9 +110,32 @@ def iter_tables(uri: str, fmt: str | None = None, storage_options: dict[str, Any
         handle.close()
 
 
-def _csv_batches(handle, column_types: dict[str, Any]):
+def is_local_fs(fs: Any) -> bool:
+    """Whether an fsspec filesystem is this machine's disk."""
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return "file" in protocols or "local" in protocols
+
+
+def _polars_tables(path: str, fmt: str, chunk_rows: int, column_types: dict[str, str]):
+    import polars as pl
+
+    if fmt == "csv":
+        overrides = {c: pl.Float64 if kind == "float" else pl.Utf8 for c, kind in column_types.items()}
+        frame = pl.scan_csv(path, schema_overrides=overrides, infer_schema_length=10_000)
+    elif fmt == "parquet":
+        frame = pl.scan_parquet(path)
+    else:
+        frame = pl.scan_ndjson(path, infer_schema_length=10_000)
+    for batch in frame.collect_batches(chunk_size=chunk_rows):
+        if batch.height:
+            yield batch.to_arrow()
+
+
+def _csv_batches(handle, column_types: dict[str, str]):
+    import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    column_types = {c: pa.float64() if kind == "float" else pa.string() for c, kind in column_types.items()}
     reader = pacsv.open_csv(
         handle,
         read_options=pacsv.ReadOptions(block_size=8 << 20),

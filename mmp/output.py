@@ -7,6 +7,7 @@ import uuid
 from pathlib import PurePosixPath
 from typing import Any
 
+from mmp.data import is_local_fs
 from mmp.errors import UserError
 
 EXTENSIONS = {"parquet": "parquet", "csv": "csv", "json": "json"}
@@ -23,10 +24,6 @@ def destination(target: str, default_format: str, run_id: str | None) -> tuple[s
         raise UserError(f"-o: unknown output extension '{suffix}' in {target}; use .parquet, .csv or .json")
     name = f"predictions_{run_id or 'model'}.{EXTENSIONS[default_format]}"
     return f"{target.rstrip('/')}/{name}", default_format
-
-
-def _is_local(fs: Any) -> bool:
-    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
 
 
 class AtomicOutput:
@@ -72,7 +69,7 @@ class AtomicOutput:
     def _publish(self) -> None:
         """Rename on a local disk; on object stores a server-side copy (the object appears whole) then
         delete the temporary one. (gcsfs's mv would try a moveTo call first, which emulators lack.)"""
-        if _is_local(self.fs):
+        if is_local_fs(self.fs):
             self.fs.mv(self.temp, self.path)
             return
         self.fs.copy(self.temp, self.path)
