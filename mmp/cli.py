@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress, only the output URI")
     _compose_flags(batch, recipe=False)
 
+    serve = command("serve-api", "serve a logged model over HTTP with BentoML", _run_serve_api)
+    _model_flags(serve)
+    serve.add_argument("--host", help="address to bind (default: the env's serving.host)")
+    serve.add_argument("--port", type=int, help="port (default: the env's serving.port)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: the env's serving.workers)")
+    _compose_flags(serve, recipe=False)
+
     list_ = command("list", "what a recipe can name, and which recipes and envs exist", _run_list)
     list_.add_argument("what", choices=["models", "preprocessors", "metrics", "recipes", "envs"])
     return parser
@@ -306,6 +313,19 @@ def _run_batch_inference(args: argparse.Namespace, words: list[str]) -> int:
         print(output_uri)
 
     run(request, job, prog="mmp batch-inference")
+    return EXIT_OK
+
+
+def _run_serve_api(args: argparse.Namespace, words: list[str]) -> int:
+    from mmp.compose import run
+    from mmp.logged_model import model_uri
+
+    uri = model_uri(args.run_id, args.model_uri)
+    request = _request(args, words, with_recipe=False)
+    env = run(request, lambda cfg: env_job(request, cfg), prog="mmp serve-api")
+    from mmp.serve import serve
+
+    serve(env, uri, args.host, args.port, args.workers)
     return EXIT_OK
 
 

@@ -47,7 +47,7 @@ class LoggedModel:
 
     def predict(self, frame: Any) -> Any:
         """Prediction columns for a pandas frame: mmp's model directly, any other pyfunc through MLflow."""
-        inner = _python_model(self.pyfunc)
+        inner = getattr(_python_model(self.pyfunc), "model", None)
         if inner is not None and hasattr(inner, "predict_frame"):
             return inner.predict_frame(frame)
         import pandas as pd

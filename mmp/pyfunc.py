@@ -1,24 +1,21 @@
-"""The logged model: preprocessing + estimator as one scikit-learn Pipeline behind an MLflow pyfunc.
+"""The logged model: preprocessing + estimator as one scikit-learn Pipeline, with mmp's input and
+output contract.
 
-The same `TabularModel.predict` serves training-time evaluation, batch inference, `mlflow models
-serve` and the BentoML service, so there is no training/serving skew by construction. Its output
-follows DESIGN §6: `prediction`, then `probability` (binary: the positive class) or
-`probability_<class>` (multi-class). It imports only numpy and pandas (and the estimator's own
-library when the pipeline is unpickled), so loading it stays cheap.
+The same `TabularModel.predict_frame` serves training-time evaluation, batch inference, `mlflow
+models serve` (through `mmp.mlflow_model`) and the BentoML service, so there is no
+training/serving skew by construction. Its output follows DESIGN §6: `prediction`, then
+`probability` (binary: the positive class) or `probability_<class>` (multi-class). This module
+imports only numpy and pandas (unpickling adds the estimator's own library), so a server can load
+the model without importing MLflow.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
-try:  # a pyfunc is an mlflow.pyfunc.PythonModel; mlflow is present wherever the model is loaded
-    from mlflow.pyfunc import PythonModel
-except ImportError:  # pragma: no cover - mlflow is a base dependency
-    PythonModel = object
-
 
 class InputError(ValueError):
     """A prediction input that does not fit the model's columns; the message names the column."""
@@ -75,12 +72,8 @@ def prediction_frame(pipeline: Any, inputs: pd.DataFrame, task: str, classes: li
     return result
 
 
-class TabularModel(PythonModel):
-    """MLflow pyfunc over a fitted scikit-learn Pipeline, with mmp's input and output contract."""
-
-    # `model_input` checks live in `model_input()`; MLflow's type-hint wrapper would only add a
-    # per-call layer and a warning.
-    _skip_type_hint_validation = True
+class TabularModel:
+    """A fitted scikit-learn Pipeline with the columns it reads and the labels of its class codes."""
 
     def __init__(self, pipeline: Any, task: str, features: list[str], numeric: list[str], classes: list | None):
         self.pipeline = pipeline
@@ -89,11 +82,24 @@ class TabularModel(PythonModel):
         self.numeric = list(numeric)
         self.classes = list(classes) if classes is not None else None
 
-    def predict(self, context, model_input, params=None):
-        if not isinstance(model_input, pd.DataFrame):
-            model_input = pd.DataFrame(model_input)
-        return self.predict_frame(model_input)
-
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Predict a pandas frame holding (at least) the feature columns."""
         return prediction_frame(self.pipeline, model_input(frame, self.features, self.numeric), self.task, self.classes)
+
+
+MODEL_ARTIFACT = "model"  # the name of the pickled TabularModel among the pyfunc's artifacts
+
+
+def load_from_mlflow_dir(model_dir: str | Path) -> TabularModel | None:
+    """The TabularModel inside a downloaded MLflow model folder, unpickled without MLflow; None when
+    the folder holds some other kind of model."""
+    import cloudpickle
+    import yaml
+
+    meta = yaml.safe_load((Path(model_dir) / "MLmodel").read_text())
+    artifacts = (meta.get("flavors", {}).get("python_function", {}).get("artifacts") or {})
+    path = (artifacts.get(MODEL_ARTIFACT) or {}).get("path")
+    if not path:
+        return None
+    with open(Path(model_dir) / path, "rb") as f:
+        return cloudpickle.load(f)

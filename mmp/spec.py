@@ -87,9 +87,11 @@ class OutputSpec(_Strict):
 
 
 class BatchingSpec(_Strict):
+    """Adaptive batching: requests that queue while the model is busy are predicted together."""
+
     enabled: bool = True
-    max_batch_size: int = Field(64, gt=0)
-    max_latency_ms: int = Field(200, gt=0)
+    max_batch_size: int = Field(64, gt=0)  # rows per model call
+    max_wait_ms: float = Field(0, ge=0)  # extra wait for companions before a call; 0: none
 
 
 class CorsSpec(_Strict):

@@ -249,35 +249,42 @@ def _flatten(node: Any, prefix: str = ""):
 
 def _log_model(pipeline: Pipeline, model: Any, train_inputs: Any, features: list[str], numeric: list[str],
                classes: list | None) -> None:
+    import tempfile
+
     import cloudpickle
     import mlflow
     from mlflow.models import infer_signature
 
-    from mmp import pyfunc
+    from mmp import mlflow_model, pyfunc
     from mmp.requirements import pip_requirements
 
     spec = pipeline.spec
-    python_model = pyfunc.TabularModel(model, spec.task, features, numeric, classes)
+    tabular = pyfunc.TabularModel(model, spec.task, features, numeric, classes)
     example = train_inputs.head(5)
     with warnings.catch_warnings():  # integer outputs (cluster ids, labels) never hold missing values
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        signature = infer_signature(example, python_model.predict_frame(example))
-    modules = [pyfunc] + _own_modules(model)
+        signature = infer_signature(example, tabular.predict_frame(example))
+    modules = [pyfunc, mlflow_model] + _own_modules(model)
     for module in modules:  # pickle mmp's code into the model, so loading it needs no mmp install
         cloudpickle.register_pickle_by_value(module)
     try:
-        mlflow.pyfunc.log_model(
-            name=MODEL_NAME,
-            python_model=python_model,
-            signature=signature,
-            input_example=example,
-            pip_requirements=pip_requirements(model),
-            registered_model_name=spec.mlflow.registered_model_name,
-            metadata={"mmp": {"task": spec.task, "features": features, "numeric": numeric,
-                              "entity_columns": spec.data.entity_columns, "target": spec.data.target,
-                              "classes": classes,
-                              "recipe": pipeline.recipe, "version": __version__}},
-        )
+        with tempfile.TemporaryDirectory() as tmp:
+            artifact = f"{tmp}/model.pkl"
+            with open(artifact, "wb") as f:
+                cloudpickle.dump(tabular, f)
+            mlflow.pyfunc.log_model(
+                name=MODEL_NAME,
+                python_model=mlflow_model.MlflowModel(),
+                artifacts={pyfunc.MODEL_ARTIFACT: artifact},
+                signature=signature,
+                input_example=example,
+                pip_requirements=pip_requirements(model),
+                registered_model_name=spec.mlflow.registered_model_name,
+                metadata={"mmp": {"task": spec.task, "features": features, "numeric": numeric,
+                                  "entity_columns": spec.data.entity_columns, "target": spec.data.target,
+                                  "classes": classes, "recipe": pipeline.recipe, "name": spec.name,
+                                  "primary_metric": pipeline.primary_metric, "version": __version__}},
+            )
     finally:
         for module in modules:
             cloudpickle.unregister_pickle_by_value(module)

@@ -1,0 +1,69 @@
+"""What a prediction request must hold: one JSON object per row with every feature column, numbers
+for numeric columns (finite, or null for missing) and text for text columns (or null)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class FieldError:
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class RowSchema:
+    """Checks rows against the model's feature columns; collects every problem with its field path."""
+
+    def __init__(self, features: list[str], numeric: list[str]):
+        self.features = list(features)
+        self.numeric = set(numeric)
+
+    def check(self, row: Any, where: str = "") -> list[FieldError]:
+        prefix = f"{where}." if where else ""
+        if not isinstance(row, dict):
+            return [FieldError(where or "body", f"expected a JSON object of feature values, got {_kind(row)}")]
+        errors = []
+        for column in self.features:
+            if column not in row:
+                errors.append(FieldError(prefix + column, "missing field (use null for a missing value)"))
+                continue
+            value = row[column]
+            if value is None:
+                continue
+            if column in self.numeric:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    errors.append(FieldError(prefix + column, f"expected a number, got {_kind(value)}"))
+                elif isinstance(value, float) and not math.isfinite(value):
+                    errors.append(FieldError(prefix + column, f"expected a finite number, got {value}"))
+            elif not isinstance(value, str):
+                errors.append(FieldError(prefix + column, f"expected text, got {_kind(value)}"))
+        return errors
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON schema of one row, for the OpenAPI document."""
+        properties = {
+            c: ({"type": ["number", "null"]} if c in self.numeric else {"type": ["string", "null"]}) for c in self.features
+        }
+        return {"type": "object", "properties": properties, "required": list(self.features)}
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f"text {value[:40]!r}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
