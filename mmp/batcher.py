@@ -46,18 +46,34 @@ class Batcher:
             everything = [row for rows, _ in batch for row in rows]
             try:
                 results = await loop.run_in_executor(self.executor, self.predict, everything)
-            except Exception as exc:  # the model failed: every waiting request hears why
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0][1], exception=exc)
+                    continue
+                # One request's rows broke the shared call: predict each request alone, so only
+                # the request that caused it fails.
+                for rows, future in batch:
+                    try:
+                        _settle(future, await loop.run_in_executor(self.executor, self.predict, rows))
+                    except Exception as alone:
+                        _settle(future, exception=alone)
                 continue
             start = 0
             for rows, future in batch:
-                if not future.done():
-                    future.set_result(results[start:start + len(rows)])
+                _settle(future, results[start:start + len(rows)])
                 start += len(rows)
 
     def close(self) -> None:
+        """Stop the consumer and the model thread."""
         if self.task is not None:
             self.task.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _settle(future: asyncio.Future, result: Any = None, exception: BaseException | None = None) -> None:
+    if future.done():  # the client went away
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)

@@ -174,8 +174,10 @@ def create_app(state: ServingState):
         errors = state.schema.check(row)
         if errors:
             return error(422, "invalid_input", "the record does not fit the model", errors)
-        result = (await state.batcher.submit([row]))[0]
-        return JSONResponse({**result, "model_uri": state.model_uri})
+        results, problem = await predict_or_explain(state, [row])
+        if problem is not None:
+            return problem
+        return JSONResponse({**results[0], "model_uri": state.model_uri})
 
     batch_schema = {"type": "object", "required": ["samples"], "properties": {
         "samples": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {"$ref": "#/components/schemas/Row"}}}}
@@ -200,7 +202,9 @@ def create_app(state: ServingState):
         errors = [e for i, row in enumerate(samples) for e in state.schema.check(row, f"samples[{i}]")]
         if errors:
             return error(422, "invalid_input", f"{len(errors)} problem(s) in samples", errors[:100])
-        results = await state.batcher.submit(samples)
+        results, problem = await predict_or_explain(state, samples)
+        if problem is not None:
+            return problem
         return JSONResponse({"predictions": results, "model_uri": state.model_uri, "sample_count": len(results)})
 
     @app.get("/model/info", summary="run id, recipe, params and metrics of the served model")
@@ -230,6 +234,18 @@ def create_app(state: ServingState):
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+async def predict_or_explain(state: ServingState, rows: list[dict]) -> tuple[Any, Any]:
+    """(results, None), or (None, a 422) when these valid-looking rows still cannot be predicted
+    (the model rejects a value); the batcher keeps other requests out of such a failure."""
+    from mmp.pyfunc import InputError
+
+    try:
+        return await state.batcher.submit(rows), None
+    except (InputError, ValueError, ArithmeticError) as exc:
+        log.warning("unpredictable input: %s", exc)
+        return None, error(422, "unpredictable_input", f"the model cannot predict this input: {exc}")
 
 
 def _body(schema: dict) -> dict:

@@ -7,6 +7,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+# Tree models (scikit-learn, xgboost, lightgbm) compute in float32: a larger number cannot be predicted.
+FLOAT32_MAX = 3.4028234663852886e38
+
 
 @dataclass
 class FieldError:
@@ -41,6 +44,8 @@ class RowSchema:
                     errors.append(FieldError(prefix + column, f"expected a number, got {_kind(value)}"))
                 elif isinstance(value, float) and not math.isfinite(value):
                     errors.append(FieldError(prefix + column, f"expected a finite number, got {value}"))
+                elif abs(value) > FLOAT32_MAX:
+                    errors.append(FieldError(prefix + column, f"number out of range: {value:g} (allowed: within ±3.4e38)"))
             elif not isinstance(value, str):
                 errors.append(FieldError(prefix + column, f"expected text, got {_kind(value)}"))
         return errors
