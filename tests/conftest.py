@@ -210,3 +210,47 @@ def run_mmp_measured(*args: str, cwd: Path, env: dict[str, str]) -> dict:
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
+
+
+class Server:
+    """A real `mmp serve-api` process on a free loopback port."""
+
+    def __init__(self, workspace: Path, run_id: str, *overrides: str, env: dict[str, str] | None = None,
+                 log: Path | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        from mmp.tracking import mlflow_uri
+
+        self.env = clean_env(MLFLOW_TRACKING_URI=mlflow_uri(str(workspace / "mlruns")),
+                             BENTOML_HOME=str(workspace / "bentoml"), **(env or {}))
+        self.log = log or workspace / f"serve-{self.port}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mmp", "serve-api", "--run-id", run_id, "--port", str(self.port), *overrides],
+            cwd=workspace, env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),
+        )
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        wait_for_http(f"{self.url}/ready", timeout=timeout, proc=self.proc)
+
+    def stop(self) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def server(workspace, trained):
+    """`mmp serve-api` on the iris model, started once for the session, with small request limits."""
+    srv = Server(workspace, trained["iris"], "serving.max_batch_rows=50", "serving.max_body_bytes=20000")
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
