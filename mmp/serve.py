@@ -70,6 +70,21 @@ def import_model(details: dict[str, Any]) -> tuple[str, bool]:
     return tag, True
 
 
+def stored_run_model(uri: str) -> tuple[str, dict[str, Any]] | None:
+    """(tag, details) of a `runs:/<id>/model` already in the BentoML store. A run's model never
+    changes, so a restart can skip MLflow altogether; `models:/name@alias` is always resolved."""
+    match = re.fullmatch(r"runs:/([0-9a-zA-Z]+)/model", uri)
+    if not match:
+        return None
+    import bentoml
+
+    for model in bentoml.models.list():
+        labels = model.info.labels or {}
+        if labels.get("source") == "mmp" and labels.get("run_id") == match.group(1):
+            return str(model.tag), json.loads(model.info.metadata.get("mmp_info", "{}"))
+    return None
+
+
 def serve(env: EnvSpec, uri: str, host: str | None, port: int | None, workers: int | None) -> None:
     """Prepare the model, then replace this process with the BentoML server (it gets the signals)."""
     from mmp import tracking
@@ -78,12 +93,18 @@ def serve(env: EnvSpec, uri: str, host: str | None, port: int | None, workers: i
                                               (("host", host), ("port", port), ("workers", workers)) if v is not None})
     total = 3
     started = time.perf_counter()
-    tracking.connect(env.mlflow.tracking_uri)
-    details = resolve(uri)
-    _say(1, total, f"model {uri}: run {details['run_id']}, recipe {details.get('recipe')}", started)
-    started = time.perf_counter()
-    tag, new = import_model(details)
-    _say(2, total, f"BentoML model store: {tag} ({'imported' if new else 'already there'})", started)
+    stored = stored_run_model(uri)
+    if stored is not None:
+        tag, details = stored
+        _say(1, total, f"model {uri}: run {details.get('run_id')}, recipe {details.get('recipe')}", started)
+        _say(2, total, f"BentoML model store: {tag} (already there)")
+    else:
+        tracking.connect(env.mlflow.tracking_uri)
+        details = resolve(uri)
+        _say(1, total, f"model {uri}: run {details['run_id']}, recipe {details.get('recipe')}", started)
+        started = time.perf_counter()
+        tag, new = import_model(details)
+        _say(2, total, f"BentoML model store: {tag} ({'imported' if new else 'already there'})", started)
     shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
     base = f"http://{shown}:{settings.port}"
     _say(3, total, f"starting BentoML service {SERVICE} with {settings.workers} worker(s)")
