@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes (default: the env's serving.workers)")
     _compose_flags(serve, recipe=False)
 
+    build = command("build", "make a Bento (bentoml build) holding the run's model and mmp's service", _run_build)
+    _model_flags(build)
+    _compose_flags(build, recipe=False)
+
     list_ = command("list", "what a recipe can name, and which recipes and envs exist", _run_list)
     list_.add_argument("what", choices=["models", "preprocessors", "metrics", "recipes", "envs"])
     return parser
@@ -326,6 +330,19 @@ def _run_serve_api(args: argparse.Namespace, words: list[str]) -> int:
     from mmp.serve import serve
 
     serve(env, uri, args.host, args.port, args.workers)
+    return EXIT_OK
+
+
+def _run_build(args: argparse.Namespace, words: list[str]) -> int:
+    from mmp.compose import run
+    from mmp.logged_model import model_uri
+
+    uri = model_uri(args.run_id, args.model_uri)
+    request = _request(args, words, with_recipe=False)
+    env = run(request, lambda cfg: env_job(request, cfg), prog="mmp build")
+    from mmp.serve import build
+
+    print(build(env, uri))
     return EXIT_OK
 
 

@@ -85,26 +85,32 @@ def stored_run_model(uri: str) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def serve(env: EnvSpec, uri: str, host: str | None, port: int | None, workers: int | None) -> None:
-    """Prepare the model, then replace this process with the BentoML server (it gets the signals)."""
+def prepare(env: EnvSpec, uri: str, total: int = 3) -> tuple[str, dict[str, Any]]:
+    """Stages 1 and 2: know the model and have it in the BentoML store; returns (tag, details)."""
     from mmp import tracking
 
-    settings = env.serving.model_copy(update={k: v for k, v in
-                                              (("host", host), ("port", port), ("workers", workers)) if v is not None})
-    total = 3
     started = time.perf_counter()
     stored = stored_run_model(uri)
     if stored is not None:
         tag, details = stored
         _say(1, total, f"model {uri}: run {details.get('run_id')}, recipe {details.get('recipe')}", started)
         _say(2, total, f"BentoML model store: {tag} (already there)")
-    else:
-        tracking.connect(env.mlflow.tracking_uri)
-        details = resolve(uri)
-        _say(1, total, f"model {uri}: run {details['run_id']}, recipe {details.get('recipe')}", started)
-        started = time.perf_counter()
-        tag, new = import_model(details)
-        _say(2, total, f"BentoML model store: {tag} ({'imported' if new else 'already there'})", started)
+        return tag, details
+    tracking.connect(env.mlflow.tracking_uri)
+    details = resolve(uri)
+    _say(1, total, f"model {uri}: run {details['run_id']}, recipe {details.get('recipe')}", started)
+    started = time.perf_counter()
+    tag, new = import_model(details)
+    _say(2, total, f"BentoML model store: {tag} ({'imported' if new else 'already there'})", started)
+    return tag, details
+
+
+def serve(env: EnvSpec, uri: str, host: str | None, port: int | None, workers: int | None) -> None:
+    """Prepare the model, then replace this process with the BentoML server (it gets the signals)."""
+    settings = env.serving.model_copy(update={k: v for k, v in
+                                              (("host", host), ("port", port), ("workers", workers)) if v is not None})
+    total = 3
+    tag, details = prepare(env, uri, total)
     shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
     base = f"http://{shown}:{settings.port}"
     _say(3, total, f"starting BentoML service {SERVICE} with {settings.workers} worker(s)")
@@ -119,3 +125,37 @@ def serve(env: EnvSpec, uri: str, host: str | None, port: int | None, workers: i
             "--timeout-graceful-shutdown", str(max(1, int(settings.grace_period_s)))]
     sys.stdout.flush()
     os.execve(sys.executable, argv, environment)
+
+
+def build(env: EnvSpec, uri: str) -> str:
+    """A Bento holding the model, mmp's service code and its requirements (`bentoml build`); returns its tag."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import bentoml
+    from bentoml._internal.bento.build_config import BentoEnvSchema  # what `envs:` in a bentofile becomes
+
+    import mmp
+
+    tag, details = prepare(env, uri, total=3)
+    started = time.perf_counter()
+    model = bentoml.models.get(tag)
+    requirements = (Path(model.path_of("mlflow_model")) / "requirements.txt").read_text().split()
+    requirements += [f"bentoml=={bentoml.__version__}", "fastapi", "pyyaml"]
+    settings = env.serving.model_dump_json()
+    os.environ.update(MMP_MODEL_TAG=tag, MMP_SERVING=settings)  # the service module reads them on import
+    with tempfile.TemporaryDirectory() as context:
+        shutil.copytree(Path(mmp.__file__).parent, Path(context) / "mmp",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        bento = bentoml.bentos.build(
+            SERVICE, name=tag.split(":")[0], build_ctx=context, include=["mmp/**/*.py"],
+            labels={"run_id": str(details.get("run_id") or ""), "source": "mmp"},
+            description=f"mmp model {details.get('model_uri')} (recipe {details.get('recipe')})",
+            python={"packages": requirements}, models=[tag],
+            envs=[BentoEnvSchema(name="MMP_MODEL_TAG", value=tag), BentoEnvSchema(name="MMP_SERVING", value=settings),
+                  BentoEnvSchema(name="BENTOML_DO_NOT_TRACK", value="true")],
+        )
+    _say(3, 3, f"Bento {bento.tag} built (serve: MMP_MODEL_TAG={tag} bentoml serve {bento.tag}; "
+               f"image: bentoml containerize {bento.tag})", started)
+    return str(bento.tag)

@@ -205,3 +205,26 @@ def test_unknown_run_id_exits_2(workspace):
     result = run_mmp("serve-api", "--run-id", "0" * 32, cwd=workspace,
                      env=clean_env(MLFLOW_TRACKING_URI=mlflow_uri(str(workspace / "mlruns"))))
     assert result.code == 2 and "no such model" in result.err and "Traceback" not in result.err
+
+
+def test_build_makes_a_bento_that_serves(workspace, trained, tmp_path):
+    from tests.conftest import clean_env, free_port, run_mmp, wait_for_http
+    from mmp.tracking import mlflow_uri
+
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_uri(str(workspace / "mlruns")), BENTOML_HOME=str(workspace / "bentoml"))
+    result = run_mmp("build", "--run-id", trained["iris"], cwd=workspace, env=env)
+    assert result.code == 0, result.err
+    bento = result.out.strip().splitlines()[-1]
+    assert bento.startswith("mmp-iris:") and "bentoml containerize" in result.err
+    port = free_port()
+    tag = f"mmp-iris:{trained['iris']}"
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", bento, "--port", str(port)], cwd=tmp_path,
+                            env={**env, "MMP_MODEL_TAG": tag, "BENTOML_DO_NOT_TRACK": "true"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/ready", timeout=120, proc=proc)
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json=ROW, timeout=30).json()
+        assert answer["prediction"] == "setosa"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
