@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     _model_flags(build)
     _compose_flags(build, recipe=False)
 
+    init = command("init", "write a new project that trains as-is (conf/, recipes/, data/, Dockerfile, ...)", _run_init)
+    init.add_argument("name", metavar="NAME", help="the folder to create")
+    init.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+
     list_ = command("list", "what a recipe can name, and which recipes and envs exist", _run_list)
     list_.add_argument("what", choices=["models", "preprocessors", "metrics", "recipes", "envs"])
     return parser
@@ -343,6 +347,18 @@ def _run_build(args: argparse.Namespace, words: list[str]) -> int:
     from mmp.serve import build
 
     print(build(env, uri))
+    return EXIT_OK
+
+
+def _run_init(args: argparse.Namespace, words: list[str]) -> int:
+    from mmp.init_project import init_project
+
+    if words:
+        from mmp.errors import UserError
+
+        raise UserError(f"init takes no overrides, got: {' '.join(words)}")
+    files = init_project(args.name, force=args.force)
+    print(f"wrote {len(files)} files into {args.name}/; next: cd {args.name} && mmp train recipe=model")
     return EXIT_OK
 
 

@@ -46,8 +46,8 @@ def mmp(capsys):
 
 
 def run_mmp(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
-    """Run `mmp ARGS` as a separate process, as a user would."""
-    full_env = {**os.environ, **(env or {})}
+    """Run `mmp ARGS` as a separate process, as a user would (`env`: its whole environment)."""
+    full_env = dict(os.environ) if env is None else env
     proc = subprocess.run([sys.executable, "-m", "mmp", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
     return Result(proc.returncode, proc.stdout, proc.stderr)

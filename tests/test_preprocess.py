@@ -133,7 +133,7 @@ def test_unseen_categories_and_missing_values_never_crash_the_logged_model(tmp_p
     assert "temporal" in result.err and "fit" in result.err  # progress lines, on stderr
     run_id = result.out.split()[-1]
     proc = subprocess.run([sys.executable, "-c", PREDICT_AWKWARD_ROWS, mlflow_uri(str(tmp_path / "mlruns")), run_id],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120, env=clean_env())
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(out["prediction"]) <= {"yes", "no"} and len(out["prediction"]) == 3

@@ -46,7 +46,8 @@ def test_every_example_model_loads_and_predicts_its_input_example_in_a_fresh_pro
     from mmp.tracking import mlflow_uri
 
     proc = subprocess.run([sys.executable, "-c", PREDICT_IN_FRESH_PROCESS, mlflow_uri(str(workspace / "mlruns")),
-                           json.dumps(trained)], capture_output=True, text=True, cwd=workspace, timeout=300)
+                           json.dumps(trained)], capture_output=True, text=True, cwd=workspace, timeout=300,
+                          env=clean_env())
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(out) == set(EXAMPLE_RECIPES)
@@ -144,7 +145,8 @@ def test_train_against_a_real_mlflow_server(workspace, mlflow_server):
             f"mlflow.set_tracking_uri('{mlflow_server}')\n"
             f"m = mlflow.pyfunc.load_model('runs:/{run_id}/model')\n"
             "print(len(m.predict(pd.read_csv('data/diabetes.csv').head(7))))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=workspace, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=workspace, timeout=120,
+                          env=clean_env())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "7"
     import mlflow
