@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import REPO, copy_project  # noqa: E402
 
 NAIVE = """
 import sys
@@ -70,8 +70,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name in ("conf", "recipes", "data"):
-            shutil.copytree(REPO / name, work / name)
+        copy_project(work)
         store = work / "mlruns"
         train = subprocess.run([sys.executable, "-m", "mmp", "train", f"recipe={args.recipe}", "-q"],
                                cwd=work, capture_output=True, text=True, check=True)

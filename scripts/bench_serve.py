@@ -24,7 +24,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import REPO, copy_project  # noqa: E402
 
 
 def free_port() -> int:
@@ -110,8 +111,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name in ("conf", "recipes", "data"):
-            shutil.copytree(REPO / name, work / name)
+        copy_project(work)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns' / 'mlflow.db'}",
                "BENTOML_HOME": str(work / "bentoml"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         run_id = subprocess.run([sys.executable, "-m", "mmp", "train", f"recipe={args.recipe}", "-q"], cwd=work,

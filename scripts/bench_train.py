@@ -10,7 +10,6 @@ interleaved so that machine noise hits both alike.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import subprocess
 import sys
@@ -18,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import REPO, copy_project  # noqa: E402
 
 # What a user writes by hand for recipes/model.yaml: the same split, preprocessing, model and logging.
 HAND_WRITTEN = """
@@ -72,8 +72,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name in ("conf", "recipes", "data"):
-            shutil.copytree(REPO / name, work / name)
+        copy_project(work)
         store = work / "mlruns"
         uri = f"sqlite:///{store / 'mlflow.db'}"
         mmp = [sys.executable, "-m", "mmp", "train", f"recipe={args.recipe}", "-q", f"mlflow.tracking_uri={store}"]
