@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from mmp.metrics import DEFAULT_METRICS, METRICS
 from mmp.preprocess import describe_step, step_options, STEPS
 from mmp.spec import RunSpec
-
-DEFAULT_TRACKING_URI = "./mlruns"
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,9 @@ class Pipeline:
 
     @property
     def tracking_uri(self) -> str:
-        return self.spec.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+        from mmp.tracking import configured_uri
+
+        return configured_uri(self.spec.mlflow.tracking_uri)
 
     @property
     def experiment(self) -> str:

@@ -27,9 +27,14 @@ def store_folder(uri: str) -> Path | None:
     return None
 
 
+def configured_uri(uri: str | None) -> str:
+    """The tracking URI as configured: the env's value, else $MLFLOW_TRACKING_URI, else ./mlruns."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
 def mlflow_uri(uri: str | None) -> str:
-    """The URI to hand MLflow for a configured tracking URI (None: $MLFLOW_TRACKING_URI, else ./mlruns)."""
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """The URI to hand MLflow for a configured tracking URI (a plain folder becomes its SQLite store)."""
+    uri = configured_uri(uri)
     folder = store_folder(uri)
     if folder is None:
         return uri
@@ -40,7 +45,7 @@ def mlflow_uri(uri: str | None) -> str:
 
 def artifact_root(uri: str | None) -> str | None:
     """Where new experiments keep artifacts: inside the folder of an embedded store, else the server's choice."""
-    folder = store_folder(uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
+    folder = store_folder(configured_uri(uri))
     return (folder.resolve() / "artifacts").as_uri() if folder is not None else None
 
 
