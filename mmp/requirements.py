@@ -6,6 +6,10 @@ import importlib.metadata as metadata
 from typing import Any
 
 BASE = ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle")
+# Module -> the distributions that may provide it, first installed wins (xgboost-cpu is mmp's
+# ml-extras choice). Looking these up directly avoids scanning every installed package (0.8 s).
+KNOWN = {"xgboost": ("xgboost-cpu", "xgboost"), "lightgbm": ("lightgbm",), "torch": ("torch",),
+         "catboost": ("catboost",)}
 
 
 def _pin(distribution: str) -> str | None:
@@ -21,8 +25,10 @@ def pip_requirements(model: Any) -> list[str]:
     tops = {type(step).__module__.split(".")[0] for _, step in getattr(model, "steps", [])}
     if any(type(step).__module__.startswith("mmp.torch") for _, step in getattr(model, "steps", [])):
         tops.add("torch")
-    distributions = list(BASE)
-    by_module = metadata.packages_distributions()
+    pins = [pin for pin in (_pin(d) for d in BASE) if pin]
     for top in sorted(tops - {"sklearn", "mmp"}):
-        distributions += by_module.get(top, [top])[:1]
-    return [pin for pin in (_pin(d) for d in distributions) if pin]
+        candidates = KNOWN.get(top) or tuple(metadata.packages_distributions().get(top, [top]))
+        pin = next((p for p in (_pin(d) for d in candidates) if p), None)
+        if pin:
+            pins.append(pin)
+    return pins
