@@ -20,7 +20,7 @@ class Batcher:
         self.max_wait = max_wait_ms / 1000.0
         self.queue: asyncio.Queue | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmp-model")
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task | None = None  # a strong reference keeps the consumer alive
 
     async def submit(self, rows: list[dict]) -> list[dict]:
         """Predict `rows`; returns one result per row, in order."""
@@ -62,12 +62,6 @@ class Batcher:
             for rows, future in batch:
                 _settle(future, results[start:start + len(rows)])
                 start += len(rows)
-
-    def close(self) -> None:
-        """Stop the consumer and the model thread."""
-        if self.task is not None:
-            self.task.cancel()
-        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _settle(future: asyncio.Future, result: Any = None, exception: BaseException | None = None) -> None:

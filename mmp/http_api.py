@@ -58,7 +58,7 @@ class ServingState:
             if model is None:  # some other pyfunc: serve it through MLflow
                 import mlflow
 
-                model = _PyfuncAdapter(mlflow.pyfunc.load_model(self.model_dir), self.schema.features)
+                model = _PyfuncAdapter(mlflow.pyfunc.load_model(self.model_dir))
             batching = self.settings.get("batching", {})
             self.batcher = Batcher(self._predict_rows, batching.get("max_batch_size", 64),
                                    batching.get("max_wait_ms", 0), batching.get("enabled", True))
@@ -87,8 +87,8 @@ class ServingState:
 class _PyfuncAdapter:
     """A non-mmp MLflow pyfunc behind the same predict_frame contract."""
 
-    def __init__(self, pyfunc: Any, features: list[str]):
-        self.pyfunc, self.features = pyfunc, features
+    def __init__(self, pyfunc: Any):
+        self.pyfunc = pyfunc
 
     def predict_columns(self, frame: Any) -> dict[str, Any]:
         import pandas as pd

@@ -11,9 +11,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TASKS = ("classification", "regression", "clustering")
-SPLIT_STRATEGIES = ("random", "stratified", "temporal")
-OUTPUT_FORMATS = ("parquet", "csv", "json")
-DATA_FORMATS = ("csv", "parquet", "json")
 
 
 class _Strict(BaseModel):
