@@ -28,6 +28,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     BENTOML_DO_NOT_TRACK=true \
     BENTOML_HOME=/home/mmp/bentoml \
+    MMP_SERVING_HOST=0.0.0.0 \
     MMP_CONF_DIR=/app/conf \
     MMP_RECIPES_DIR=/app/recipes
 WORKDIR /app

@@ -115,7 +115,7 @@ def run(argv: list[str]) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
-    unknown = [w for w in extra if w.startswith("-") and w not in _HYDRA_FLAGS]
+    unknown = [w for w in extra if w.startswith("-") and w.split("=", 1)[0] not in _HYDRA_FLAGS]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     _configure_logging(args.verbose)
@@ -184,186 +184,79 @@ def _report(exc: BaseException, verbose: bool) -> int:
 
 
 def _request(args: argparse.Namespace, words: list[str], with_recipe: bool = True):
-    from mmp.compose import build_request
+    from mmp.config.compose import build_request
 
     return build_request(
         words,
         recipe_file=getattr(args, "recipe", None),
         env_file=getattr(args, "config", None),
-        data_uri=getattr(args, "data", None),
+        data_uri=getattr(args, "data", None) if with_recipe else None,
         params_json=getattr(args, "params", None),
         with_recipe=with_recipe,
     )
 
 
-def compile_job(request: Any, cfg: Any):
-    """Inside a Hydra job: compile the composed config, naming files and overrides in errors."""
-    from hydra.core.hydra_config import HydraConfig
+def _model_uri(args: argparse.Namespace) -> str:
+    from mmp.models.logged import model_uri
 
-    from mmp.compiler import compile
-
-    choices = dict(HydraConfig.get().runtime.choices)
-    recipe = str(request.recipe_file) if request.recipe_file else str(choices.get("recipe"))
-    env = str(request.env_file) if request.env_file else str(choices.get("env"))
-    return compile(cfg, recipe=recipe, env=env, origin=lambda path: request.origin(path, choices))
+    return model_uri(args.run_id, args.model_uri)
 
 
 def _run_compile(args: argparse.Namespace, words: list[str]) -> int:
-    from mmp.compose import run
+    from mmp.training.commands import compile_command
 
-    request = _request(args, words)
-
-    def job(cfg: Any) -> None:
-        from omegaconf import OmegaConf
-
-        pipeline = compile_job(request, cfg)
-        print(OmegaConf.to_yaml(OmegaConf.create(pipeline.config)), end="")
-        print()
-        print(pipeline.plan())
-
-    run(request, job, prog="mmp compile")
+    compile_command(_request(args, words))
     return EXIT_OK
 
 
 def _run_validate(args: argparse.Namespace, words: list[str]) -> int:
-    from mmp.compose import run
+    from mmp.training.commands import validate_command
 
-    request = _request(args, words)
-
-    def job(cfg: Any) -> None:
-        from mmp.compiler import column_problems
-        from mmp.data import read_frame
-        from mmp.errors import ConfigError
-
-        pipeline = compile_job(request, cfg)
-        spec = pipeline.spec
-        checked = ""
-        if not args.no_data and spec.data.source:
-            frame = read_frame(spec.data.source, spec.data.format, spec.source.storage_options)
-            problems = column_problems(spec, frame, origin=lambda path: request.origin(path))
-            if problems:
-                raise ConfigError(problems, source=f"data at {spec.data.source}")
-            checked = f"; data {spec.data.source}: {frame.height} rows x {frame.width} columns match"
-        print(f"ok: recipe {pipeline.recipe} with env {pipeline.env} is valid{checked}")
-
-    run(request, job, prog="mmp validate")
+    validate_command(_request(args, words), read_data=not args.no_data)
     return EXIT_OK
 
 
 def _run_train(args: argparse.Namespace, words: list[str]) -> int:
-    from mmp.compose import run
+    from mmp.training.commands import train_command
 
-    request = _request(args, words)
-    sweep = None
-    if request.multirun:
-        from mmp.sweep import Sweep
-
-        sweep = Sweep()
-
-    def job(cfg: Any) -> float | None:
-        from mmp.train import train
-
-        result = train(compile_job(request, cfg), quiet=args.quiet, sweep=sweep)
-        print(result.run_id, flush=True)
-        return result.primary  # what a Hydra sweeper optimises
-
-    failed = True
-    try:
-        run(request, job, prog="mmp train")
-        failed = False
-    finally:
-        if sweep is not None and sweep.parents:
-            for line in sweep.finish(failed=failed):
-                print(line, file=sys.stderr)
-            for parent in sweep.parents.values():
-                print(parent)
+    train_command(_request(args, words), quiet=args.quiet)
     return EXIT_OK
 
 
-def env_job(request: Any, cfg: Any):
-    """Inside a Hydra job with no recipe: the checked env spec (where things are, how they run)."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    from mmp.compiler import schema_problems
-    from mmp.errors import ConfigError
-    from mmp.spec import ENV_KEYS, EnvSpec
-
-    choices = dict(HydraConfig.get().runtime.choices)
-    config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ENV_KEYS}
-    problems = schema_problems(config, lambda path: request.origin(path, choices), spec=EnvSpec)
-    if problems:
-        raise ConfigError(problems)
-    return EnvSpec.model_validate(config)
-
-
 def _run_batch_inference(args: argparse.Namespace, words: list[str]) -> int:
-    from mmp.compose import run
-    from mmp.errors import UserError
-    from mmp.logged_model import model_uri
+    from mmp.inference.batch import batch_command
 
-    uri = model_uri(args.run_id, args.model_uri)
-    if args.chunk_rows is not None and args.chunk_rows < 1:
-        raise UserError(f"--chunk-rows: must be a positive number of rows, got {args.chunk_rows}")
-    request = _request(args, words, with_recipe=False)
-
-    def job(cfg: Any) -> None:
-        from mmp import logged_model, tracking
-        from mmp.batch_inference import run_batch
-        from mmp.output import destination
-
-        env = env_job(request, cfg)
-        tracking.connect(env.mlflow.tracking_uri)
-        model = logged_model.load(uri)
-        output_uri, output_format = destination(args.output or env.output.path, env.output.format, model.run_id)
-        run_batch(model, args.data, output_uri, output_format, env.source.storage_options,
-                  args.chunk_rows or env.output.chunk_rows, quiet=args.quiet)
-        print(output_uri)
-
-    run(request, job, prog="mmp batch-inference")
+    uri = _model_uri(args)
+    print(batch_command(_request(args, words, with_recipe=False), uri, args.data, args.output, args.chunk_rows,
+                        quiet=args.quiet))
     return EXIT_OK
 
 
 def _run_serve_api(args: argparse.Namespace, words: list[str]) -> int:
-    from mmp.compose import run
-    from mmp.logged_model import model_uri
+    from mmp.serving.serve_api import serve_command
 
-    uri = model_uri(args.run_id, args.model_uri)
-    request = _request(args, words, with_recipe=False)
-    env = run(request, lambda cfg: env_job(request, cfg), prog="mmp serve-api")
-    from mmp.serve import serve
-
-    serve(env, uri, args.host, args.port, args.workers)
+    uri = _model_uri(args)
+    serve_command(_request(args, words, with_recipe=False), uri, args.host, args.port, args.workers)
     return EXIT_OK
 
 
 def _run_build(args: argparse.Namespace, words: list[str]) -> int:
-    from mmp.compose import run
-    from mmp.logged_model import model_uri
+    from mmp.serving.build import build_command
 
-    uri = model_uri(args.run_id, args.model_uri)
-    request = _request(args, words, with_recipe=False)
-    env = run(request, lambda cfg: env_job(request, cfg), prog="mmp build")
-    from mmp.serve import build
-
-    print(build(env, uri))
+    uri = _model_uri(args)
+    print(build_command(_request(args, words, with_recipe=False), uri))
     return EXIT_OK
 
 
 def _run_init(args: argparse.Namespace, words: list[str]) -> int:
-    from mmp.init_project import init_project
+    from mmp.project.init import init_command
 
-    if words:
-        from mmp.errors import UserError
-
-        raise UserError(f"init takes no overrides, got: {' '.join(words)}")
-    files = init_project(args.name, force=args.force)
-    print(f"wrote {len(files)} files into {args.name}/; next: cd {args.name} && mmp train recipe=model")
+    print(init_command(args.name, words, force=args.force))
     return EXIT_OK
 
 
 def _run_list(args: argparse.Namespace, words: list[str]) -> int:
-    from mmp.catalogue import LISTINGS
+    from mmp.config.catalogue import LISTINGS
 
     for row in LISTINGS[args.what]():
         print(row)

@@ -2,7 +2,7 @@
 
 import sys
 
-from mmp.sample_data import write_sample_data
+from mmp.project.sample_data import write_sample_data
 
 if __name__ == "__main__":
     for path in write_sample_data(sys.argv[1] if len(sys.argv) > 1 else "data"):

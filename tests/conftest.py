@@ -146,7 +146,9 @@ def mlflow_server(tmp_path_factory):
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts"),
-         "--workers", "1"],
+         "--workers", "1",
+         # as in a cluster: clients also reach it by its Service name (tests/test_seed_k8s.py)
+         "--allowed-hosts", f"localhost,localhost:{port},127.0.0.1,127.0.0.1:{port},mlflow,mlflow:5000"],
         stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"), cwd=root,
     )
     try:
@@ -219,7 +221,7 @@ class Server:
                  log: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        from mmp.tracking import mlflow_uri
+        from mmp.io.tracking import mlflow_uri
 
         self.env = clean_env(MLFLOW_TRACKING_URI=mlflow_uri(str(workspace / "mlruns")),
                              BENTOML_HOME=str(workspace / "bentoml"), **(env or {}))

@@ -75,3 +75,24 @@ def test_listings_skip_configmap_hidden_folders(project, mmp, monkeypatch, confi
     (project / "recipes" / "..data" / "ghost.yaml").write_text("name: ghost\n")
     assert "..data" not in mmp("list", "envs").out
     assert "ghost" not in mmp("list", "recipes").out
+
+
+def test_list_models_shows_what_compile_accepts(project, mmp):
+    listed = {line.split()[0]: line.split()[1] for line in mmp("list", "models").out.splitlines()[1:]}
+    assert listed["sklearn.mixture.GaussianMixture"] == "clusterer"
+    assert "sklearn.cluster.DBSCAN" not in listed  # no predict: a logged model could not score new rows
+    assert "sklearn.ensemble.IsolationForest" not in listed
+    for class_path, kind in list(listed.items())[:: max(1, len(listed) // 12)]:  # a spread of them compiles
+        if kind != "clusterer" and class_path.startswith("sklearn."):
+            recipe = "iris" if kind == "classifier" else "diabetes"
+            assert mmp("compile", f"recipe={recipe}", f"model.class_path={class_path}", "~model.params").code == 0, class_path
+    mixture = mmp("train", "recipe=wine_clusters", "model.class_path=sklearn.mixture.GaussianMixture",
+                  "~model.params", "+model.params={n_components: 3, random_state: 0}", "mlflow.tracking_uri=./mlruns-mixture", "-q")
+    assert mixture.code == 0, mixture.err
+
+
+def test_compile_refuses_models_that_cannot_predict_the_task(project, mmp):
+    outlier = mmp("compile", "recipe=iris", "model.class_path=sklearn.ensemble.IsolationForest", "~model.params")
+    assert outlier.code == 2 and "IsolationForest is an outlier detector but the task is classification" in outlier.err
+    dbscan = mmp("compile", "recipe=wine_clusters", "model.class_path=sklearn.cluster.DBSCAN", "~model.params")
+    assert dbscan.code == 2 and "DBSCAN has no fit/predict" in dbscan.err

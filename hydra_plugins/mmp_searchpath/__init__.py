@@ -155,7 +155,7 @@ class RecipesConfigSource(_GroupSource):
 
     @staticmethod
     def defaults() -> dict:
-        from mmp.spec import RecipeSpec, defaults_of
+        from mmp.config.spec import RecipeSpec, defaults_of
 
         return defaults_of(RecipeSpec)
 
@@ -171,7 +171,7 @@ class EnvFileConfigSource(_GroupSource):
 
     @staticmethod
     def defaults() -> dict:
-        from mmp.spec import EnvSpec, defaults_of
+        from mmp.config.spec import EnvSpec, defaults_of
 
         return defaults_of(EnvSpec)
 

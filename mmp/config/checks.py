@@ -1,0 +1,285 @@
+"""Check a whole resolved config at once, before any work starts.
+
+Every problem is collected before anything is raised (as torchtune's `tune validate` does), so
+a user fixes a recipe in one round: schema problems from the typed spec, then what only code
+can check: the model class imports, its params are real, it suits the task, metrics and steps
+exist, split ratios add up, and (with data at hand) that every named column is there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from mmp.config.catalogue import ENCODERS, METRICS, STEPS, step_columns, step_options
+from mmp.config.estimators import KIND_FOR_TASK, ImportProblem, check_params, estimator_kind, import_class
+from mmp.config.spec import TASKS, RunSpec
+from mmp.errors import ConfigError, Problem, allowed_text
+
+Origin = Callable[[str], "str | None"]
+
+
+def _no_origin(path: str) -> None:
+    return None
+
+
+def schema_problems(config: dict[str, Any], origin: Origin = _no_origin, spec: type = RunSpec) -> list[Problem]:
+    """The typed spec's complaints about `config`, one Problem per field."""
+    from pydantic import ValidationError
+
+    try:
+        spec.model_validate(config)
+    except ValidationError as exc:
+        return [_problem_from_pydantic(err, config, spec, origin) for err in exc.errors()]
+    return []
+
+
+def _problem_from_pydantic(err: dict, config: dict, spec: type, origin: Origin) -> Problem:
+    path = ".".join(str(p) for p in err["loc"])
+    kind, given = err["type"], err.get("input")
+    if kind == "extra_forbidden" and len(err["loc"]) == 1 and err["loc"][0] in ("env", "recipe"):
+        group = err["loc"][0]
+        return Problem(path, f"the {group} file's keys landed under '{group}:' instead of the root",
+                       "make '# @package _global_' the first line of that file", origin(path))
+    if kind == "extra_forbidden":
+        key = str(err["loc"][-1])
+        return Problem(path, f"unknown key '{key}'", allowed_text(_allowed_keys(spec, err["loc"][:-1]), key), origin(path))
+    if kind == "missing":
+        return Problem(path, "required key is missing", None, origin(path))
+    if kind == "literal_error":
+        allowed = err.get("ctx", {}).get("expected", "")
+        return Problem(path, f"{given!r} is not allowed", f"allowed: {allowed}", origin(path))
+    return Problem(path, f"{err['msg'].lower()}, got {type(given).__name__} {given!r}", None, origin(path))
+
+
+def _allowed_keys(spec: type, loc: tuple) -> list[str]:
+    """The field names of the model found at `loc` inside `spec`."""
+    import typing
+
+    from pydantic import BaseModel
+
+    model = spec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        candidates += [a for c in candidates for a in typing.get_args(c)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def recipe_problems(config: dict[str, Any], origin: Origin = _no_origin) -> list[Problem]:
+    """What the schema cannot see: model class, params, task fit, metrics, steps, split ratios."""
+    problems: list[Problem] = []
+    task = config.get("task") if config.get("task") in TASKS else None
+    problems += _model_problems(config.get("model"), task, origin)
+    problems += _metric_problems(config.get("evaluate"), task, origin)
+    problems += _step_problems(config.get("preprocess"), origin)
+    problems += _data_problems(config.get("data"), task, origin)
+    return problems
+
+
+def _model_problems(model: Any, task: str | None, origin: Origin) -> list[Problem]:
+    if not isinstance(model, dict) or not isinstance(model.get("class_path"), str):
+        return []  # the schema reports it
+    path = "model.class_path"
+    try:
+        cls = import_class(model["class_path"])
+    except ImportProblem as exc:
+        return [Problem(path, str(exc), None, origin(path))]
+    problems = []
+    params = model.get("params") or {}
+    if isinstance(params, dict):
+        problems += check_params(cls, params, "model.params", origin)
+    kind = estimator_kind(cls)
+    if task and kind and kind != KIND_FOR_TASK[task]:
+        problems.append(Problem(
+            path, f"{cls.__name__} is {_a(kind)} but the task is {task}",
+            f"use a {KIND_FOR_TASK[task]} (see 'mmp list models') or change 'task'", origin(path),
+        ))
+    if task and not (hasattr(cls, "fit") and hasattr(cls, "predict")):
+        problems.append(Problem(path, f"{cls.__name__} has no fit/predict: a logged model must predict new rows",
+                                "use a scikit-learn style estimator with predict (see 'mmp list models')", origin(path)))
+    return problems
+
+
+def _a(kind: str) -> str:
+    """'a classifier', 'an outlier detector'."""
+    words = kind.replace("_", " ")
+    return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
+
+
+def _metric_problems(evaluate: Any, task: str | None, origin: Origin) -> list[Problem]:
+    if not task or not isinstance(evaluate, dict):
+        return []
+    known = METRICS[task]
+    problems = []
+    metrics = evaluate.get("metrics")
+    for i, name in enumerate(metrics if isinstance(metrics, list) else []):
+        if isinstance(name, str) and name not in known:
+            path = f"evaluate.metrics.{i}"
+            problems.append(Problem(path, f"'{name}' is not a {task} metric", allowed_text(known, name), origin(path)))
+    primary = evaluate.get("primary_metric")
+    if isinstance(primary, str):
+        allowed = [m for m in metrics if isinstance(m, str)] if isinstance(metrics, list) and metrics else list(known)
+        if primary not in allowed:
+            path = "evaluate.primary_metric"
+            problems.append(Problem(path, f"'{primary}' is not among the evaluated metrics", allowed_text(allowed, primary), origin(path)))
+    return problems
+
+
+def _step_problems(steps: Any, origin: Origin) -> list[Problem]:
+    if not isinstance(steps, list):
+        return []
+    problems = []
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict) or not isinstance(step.get("type"), str):
+            continue  # the schema reports it
+        path = f"preprocess.{i}"
+        name = step["type"]
+        if name not in STEPS:
+            problems.append(Problem(f"{path}.type", f"unknown step type '{name}'", allowed_text(STEPS, name), origin(path)))
+            continue
+        options = {k: v for k, v in step.items() if k not in ("type", "columns")}
+        try:
+            cls = import_class(STEPS[name].class_path)
+        except ImportProblem as exc:  # pragma: no cover - scikit-learn is a base dependency
+            problems.append(Problem(f"{path}.type", str(exc), None, origin(path)))
+            continue
+        problems += check_params(cls, step_options(STEPS[name], options), path, origin)
+    return problems
+
+
+def _data_problems(data: Any, task: str | None, origin: Origin) -> list[Problem]:
+    if not isinstance(data, dict):
+        return []
+    problems = []
+    split = data.get("split") if isinstance(data.get("split"), dict) else {}
+    ratios = {k: split.get(k, d) for k, d in (("train", 0.7), ("validation", 0.15), ("test", 0.15))}
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ratios.values()):
+        for key, value in ratios.items():
+            low_ok = value >= 0 if key == "validation" else value > 0
+            if not (low_ok and value < 1):
+                path = f"data.split.{key}"
+                interval = "[0, 1)" if key == "validation" else "(0, 1)"
+                problems.append(Problem(path, f"ratio {value} is outside {interval}", None, origin(path)))
+        total = sum(ratios.values())
+        if abs(total - 1.0) > 1e-6:
+            problems.append(Problem(
+                "data.split", f"train + validation + test = {total:g}", "the ratios must add up to 1", origin("data.split"),
+            ))
+    strategy = split.get("strategy")
+    if strategy == "temporal" and not split.get("time_column"):
+        problems.append(Problem("data.split.time_column", "a temporal split needs the column to sort by", None, origin("data.split")))
+    if strategy == "stratified" and task and task != "classification":
+        problems.append(Problem("data.split.strategy", f"stratified splits need class labels; the task is {task}",
+                                "use random or temporal", origin("data.split.strategy")))
+    target = data.get("target")
+    if task in ("classification", "regression") and not target:
+        problems.append(Problem("data.target", f"a {task} recipe needs a target column", None, origin("data.target")))
+    features = data.get("features") if isinstance(data.get("features"), list) else []
+    entities = data.get("entity_columns") if isinstance(data.get("entity_columns"), list) else []
+    if target and target in features:
+        problems.append(Problem("data.features", f"the target '{target}' is also listed as a feature", None, origin("data.features")))
+    for column in sorted(set(entities) & set(features)):
+        problems.append(Problem("data.features", f"entity column '{column}' is also listed as a feature", None, origin("data.features")))
+    return problems
+
+
+def column_problems(spec: RunSpec, frame, origin: Origin = _no_origin) -> list[Problem]:
+    """With the data at hand: every named column exists, the time column parses, the target has
+    two classes, and no text column reaches the model without an encoder."""
+    from mmp.io.readers import is_numeric
+
+    columns = list(frame.columns)
+    if frame.height == 0:
+        return [Problem("data.source", f"the data has 0 rows (columns: {', '.join(columns) or 'none'})",
+                        "give a file with at least one data row below the header", origin("data.source"))]
+    available = f"available: {', '.join(columns)}"
+    problems = []
+
+    def need(path: str, names: list[str]) -> None:
+        missing = [c for c in names if c not in columns]
+        if missing:
+            problems.append(Problem(path, f"column{'s' if len(missing) > 1 else ''} not in the data: {', '.join(missing)}",
+                                    available, origin(path)))
+
+    data = spec.data
+    need("data.entity_columns", data.entity_columns)
+    if data.target:
+        need("data.target", [data.target])
+    if data.features is not None:
+        need("data.features", data.features)
+    if data.split.time_column:
+        need("data.split.time_column", [data.split.time_column])
+    for i, step in enumerate(spec.preprocess):
+        if step.columns is not None:
+            need(f"preprocess.{i}.columns", step.columns)
+    if problems:
+        return problems
+
+    features = feature_columns(spec, columns)
+    numeric = {c for c in features if is_numeric(frame.schema[c])}
+    covered = set()
+    for step in spec.preprocess:
+        if step.type in ENCODERS:
+            covered |= set(step_columns(step.type, step.options, step.columns, features, numeric))
+    text = [c for c in features if c not in numeric and c not in covered]
+    if text:
+        problems.append(Problem("preprocess", f"text column{'s' if len(text) > 1 else ''} with no encoding step: {', '.join(text)}",
+                                f"add a step of type {' | '.join(ENCODERS)} for them", origin("preprocess")))
+    time_column = data.split.time_column
+    if time_column and not frame.schema[time_column].is_temporal():
+        import polars as pl
+
+        try:
+            frame.select(pl.col(time_column).cast(pl.Utf8).str.to_datetime(strict=True))
+        except Exception as exc:
+            problems.append(Problem("data.split.time_column", f"column '{time_column}' does not parse as dates/times ({str(exc).splitlines()[0]})",
+                                    "use ISO 8601 values like 2024-01-31 or 2024-01-31T12:00:00", origin("data.split.time_column")))
+    if spec.task == "classification" and data.target and frame[data.target].drop_nulls().n_unique() < 2:
+        problems.append(Problem("data.target", f"column '{data.target}' has fewer than two classes",
+                                "classification needs at least two", origin("data.target")))
+    return problems
+
+
+def feature_columns(spec: RunSpec, columns: list[str]) -> list[str]:
+    """The model's input columns: `data.features`, else every column but entities, target, time column."""
+    if spec.data.features is not None:
+        return list(spec.data.features)
+    excluded = set(spec.data.entity_columns) | {spec.data.target, spec.data.split.time_column}
+    return [c for c in columns if c not in excluded]
+
+
+def check(config: dict[str, Any], origin: Origin = _no_origin) -> RunSpec:
+    """The typed spec for `config`, or a ConfigError listing every problem found."""
+    problems = schema_problems(config, origin) + recipe_problems(config, origin)
+    if problems:
+        raise ConfigError(problems)
+    return RunSpec.model_validate(config)
+
+
+def check_env(request: Any, cfg: Any):
+    """Inside a Hydra job with no recipe: the checked env spec (where things are, how they run)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from mmp.config.spec import ENV_KEYS, EnvSpec
+
+    choices = dict(HydraConfig.get().runtime.choices)
+    config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ENV_KEYS}
+    problems = schema_problems(config, lambda path: request.origin(path, choices), spec=EnvSpec)
+    if problems:
+        raise ConfigError(problems)
+    return EnvSpec.model_validate(config)
+
+
+def compose_env(request: Any, prog: str):
+    """Compose an env-only request (batch inference, serving) and return its checked `EnvSpec`."""
+    from mmp.config.compose import run
+
+    return run(request, lambda cfg: check_env(request, cfg), prog=prog)

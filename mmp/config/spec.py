@@ -1,0 +1,164 @@
+"""The typed spec: what a resolved config must look like, as pydantic models.
+
+Recipe keys (what to learn) and env keys (where and how) sit side by side at the root of the
+resolved config; `RunSpec` is both, `EnvSpec` alone is what batch inference and serving read.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+TASKS = ("classification", "regression", "clustering")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SplitSpec(_Strict):
+    strategy: Literal["random", "stratified", "temporal"] | None = None  # None: stratified for classification
+    train: float = 0.7
+    validation: float = 0.15
+    test: float = 0.15
+    seed: int = 42
+    time_column: str | None = None
+
+
+class DataSpec(_Strict):
+    source: str | None = None
+    format: Literal["csv", "parquet", "json"] | None = None  # None: from the file extension
+    entity_columns: list[str] = Field(default_factory=list)
+    target: str | None = None
+    features: list[str] | None = None  # None: every column but entity columns and target
+    split: SplitSpec = Field(default_factory=SplitSpec)
+
+
+class StepSpec(BaseModel):
+    """One preprocessing step: a registered `type`, the columns it applies to, its options."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: str
+    columns: list[str] | None = None  # None: the step's default columns by dtype
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ModelSpec(_Strict):
+    class_path: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvaluateSpec(_Strict):
+    metrics: list[str] | None = None  # None: the task's defaults
+    primary_metric: str | None = None  # None: the first metric
+
+
+class RecipeSpec(_Strict):
+    name: str
+    task: Literal["classification", "regression", "clustering"]
+    description: str | None = None
+    data: DataSpec
+    preprocess: list[StepSpec] = Field(default_factory=list)
+    model: ModelSpec
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+
+
+class MlflowSpec(_Strict):
+    tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI, else ./mlruns
+    experiment: str | None = None  # None: the recipe's name
+    registered_model_name: str | None = None
+
+
+class SourceSpec(_Strict):
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class OutputSpec(_Strict):
+    path: str = "predictions"
+    format: Literal["parquet", "csv", "json"] = "parquet"
+    chunk_rows: int = Field(100_000, gt=0)
+
+
+class BatchingSpec(_Strict):
+    """Adaptive batching: requests that queue while the model is busy are predicted together."""
+
+    enabled: bool = True
+    max_batch_size: int = Field(64, gt=0)  # rows per model call
+    max_wait_ms: float = Field(0, ge=0)  # extra wait for companions before a call; 0: none
+
+
+class CorsSpec(_Strict):
+    enabled: bool = False
+    allow_origins: list[str] = Field(default_factory=list)
+
+
+class AuthSpec(_Strict):
+    token_env: str | None = None  # name of the env var that holds the bearer token
+
+
+SERVING_HOST_VAR = "MMP_SERVING_HOST"  # the image sets it to 0.0.0.0; a laptop keeps loopback
+
+
+def default_host() -> str:
+    """`serving.host` when the env does not say: $MMP_SERVING_HOST, else 127.0.0.1."""
+    return os.environ.get(SERVING_HOST_VAR) or "127.0.0.1"
+
+
+class ServingSpec(_Strict):
+    host: str = Field(default_factory=default_host)
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, gt=0)
+    timeout_s: float = Field(30, gt=0)
+    max_batch_rows: int = Field(10_000, gt=0)
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    batching: BatchingSpec = Field(default_factory=BatchingSpec)
+    cors: CorsSpec = Field(default_factory=CorsSpec)
+    auth: AuthSpec = Field(default_factory=AuthSpec)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    grace_period_s: float = Field(30, ge=0)
+
+
+class EnvironmentSpec(_Strict):
+    """The seed's own key: a name for the environment (local, staging, production, ...)."""
+
+    name: str | None = None
+
+
+class EnvSpec(_Strict):
+    environment: EnvironmentSpec = Field(default_factory=EnvironmentSpec)
+    mlflow: MlflowSpec = Field(default_factory=MlflowSpec)
+    source: SourceSpec = Field(default_factory=SourceSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
+
+
+class RunSpec(RecipeSpec, EnvSpec):
+    """A whole resolved config: one recipe and one env."""
+
+    @model_validator(mode="after")
+    def _default_split_strategy(self) -> "RunSpec":
+        if self.data.split.strategy is None:
+            self.data.split.strategy = "stratified" if self.task == "classification" else "random"
+        return self
+
+
+RECIPE_KEYS = tuple(RecipeSpec.model_fields)
+ENV_KEYS = tuple(EnvSpec.model_fields)
+
+
+def defaults_of(model: type[BaseModel]) -> dict[str, Any]:
+    """Every key of `model` that has a default, nested models included (required keys left out)."""
+    out: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if not field.is_required():
+            value = field.get_default(call_default_factory=True)
+            out[name] = value.model_dump() if isinstance(value, BaseModel) else value
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out[name] = defaults_of(annotation)
+    return out

@@ -1,0 +1,1 @@
+"""Inference: batch predictions with a logged model (`batch`)."""

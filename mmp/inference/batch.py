@@ -1,0 +1,167 @@
+"""`mmp batch-inference`: predict a dataset of any size with a logged model, chunk by chunk.
+
+Rows stream in (bounded memory), are checked against the model's columns, predicted by the very
+pyfunc that was logged, and stream out as entity columns + prediction columns, in input order,
+into a file that appears at its destination only when complete.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mmp.errors import UserError
+from mmp.models.logged import LoggedModel
+
+
+@dataclass
+class BatchResult:
+    rows: int
+    seconds: float
+    output_uri: str
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else float("inf")
+
+
+def column_types(model: LoggedModel) -> dict[str, str]:
+    """How to read the feature columns: numbers as "float", text as "string"."""
+    numeric = set(model.numeric)
+    return {c: ("float" if c in numeric else "string") for c in model.features} if model.numeric else {}
+
+
+def check_columns(model: LoggedModel, schema: Any, source: str) -> None:
+    """Missing feature columns (with the available ones) and wrongly typed ones: a UserError naming them."""
+    import pyarrow as pa
+
+    available = list(schema.names)
+    missing = [c for c in model.features if c not in available]
+    problems = []
+    if missing:
+        problems.append(f"missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
+                        f"(available: {', '.join(available)})")
+    for column in model.numeric:
+        if column in available:
+            kind = schema.field(column).type
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+                    or pa.types.is_null(kind) or pa.types.is_decimal(kind)):
+                problems.append(f"column '{column}' holds {_words(kind)}, the model expects a number")
+    if problems:
+        raise UserError(f"-d {source}: the data does not fit the model:\n  - " + "\n  - ".join(problems))
+
+
+def _words(kind: Any) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return f"text ({kind})"
+    if pa.types.is_temporal(kind):
+        return f"dates/times ({kind})"
+    return str(kind)
+
+
+def predict_table(model: LoggedModel, table: Any) -> Any:
+    """Entity columns, then prediction columns, for one chunk (a pyarrow Table)."""
+    import pyarrow as pa
+
+    from mmp.models.tabular import InputError
+
+    frame = table.select([c for c in dict.fromkeys(model.features) if c in table.column_names]).to_pandas()
+    try:
+        predicted = model.predict(frame)
+    except InputError as exc:
+        raise UserError(f"the data does not fit the model: {exc}") from exc
+    entities = [c for c in model.entity_columns if c in table.column_names]
+    out = pa.Table.from_pandas(predicted, preserve_index=False)
+    for i, column in enumerate(entities):
+        out = out.add_column(i, column, table.column(column))
+    return out
+
+
+def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: str,
+              storage_options: dict[str, Any], chunk_rows: int, quiet: bool = False,
+              workers: int | None = None) -> BatchResult:
+    """Stream `source` through the model into `output_uri`; return rows, seconds and the output URI.
+
+    Chunks are predicted by `workers` threads (default: one per core; scikit-learn, xgboost and
+    lightgbm release the GIL while they compute) and written in input order; at most
+    `workers + 1` chunks are in flight, so memory stays bounded.
+    """
+    import os
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rich.console import Console
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from mmp.io.readers import iter_tables
+    from mmp.io.writers import AtomicOutput
+
+    workers = workers or os.cpu_count() or 1
+    console = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+    started = time.perf_counter()
+    chunks = iter_tables(source, None, storage_options, chunk_rows, column_types(model))
+    columns = [TextColumn("[bold]predicting[/]"), TextColumn("{task.completed:,.0f} rows"),
+               TextColumn("{task.fields[rate]:,.0f} rows/s"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False, disable=quiet) as progress, \
+            AtomicOutput(output_uri, output_format, storage_options) as output, \
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmp-predict") as pool:
+        task = progress.add_task("predict", total=None, rate=0.0)
+        pending: deque = deque()
+
+        def write_oldest() -> None:
+            output.write(pending.popleft().result())
+            elapsed = time.perf_counter() - started
+            progress.update(task, completed=output.rows, rate=output.rows / elapsed if elapsed else 0.0)
+
+        try:
+            for table in _read_errors_as_user_errors(chunks, source):
+                if output.rows == 0 and not pending:
+                    check_columns(model, table.schema, source)
+                pending.append(pool.submit(predict_table, model, table))
+                if len(pending) > workers:
+                    write_oldest()
+            while pending:
+                write_oldest()
+        finally:
+            for future in pending:
+                future.cancel()
+        if output.rows == 0:
+            raise UserError(f"-d {source}: the data has no rows")
+    result = BatchResult(output.rows, time.perf_counter() - started, output_uri)
+    console.print(f"[green]✓[/] {result.rows:,} rows in {result.seconds:.2f} s "
+                  f"({result.rows_per_second:,.0f} rows/s) -> {output_uri}")
+    return result
+
+
+def _read_errors_as_user_errors(chunks: Any, source: str) -> Any:
+    """Parse errors in the input (a bad value in a typed column, a corrupt block) are bad input: exit 2."""
+    import polars as pl
+    import pyarrow as pa
+
+    try:
+        yield from chunks
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pl.exceptions.PolarsError) as exc:
+        raise UserError(f"-d {source}: cannot read the data: {str(exc).strip().splitlines()[0]}") from exc
+
+
+def batch_command(request: Any, uri: str, data: str, output: str | None, chunk_rows: int | None,
+                  quiet: bool = False) -> str:
+    """`mmp batch-inference`: compose the env, load the model at `uri`, predict `data` into the
+    env's (or the given) output; returns the output URI."""
+    from mmp.config.checks import compose_env
+    from mmp.io import tracking
+    from mmp.io.writers import destination
+    from mmp.models import logged
+
+    if chunk_rows is not None and chunk_rows < 1:
+        raise UserError(f"--chunk-rows: must be a positive number of rows, got {chunk_rows}")
+    env = compose_env(request, prog="mmp batch-inference")
+    tracking.connect(env.mlflow.tracking_uri)
+    model = logged.load(uri)
+    output_uri, output_format = destination(output or env.output.path, env.output.format, model.run_id)
+    run_batch(model, data, output_uri, output_format, env.source.storage_options,
+              chunk_rows or env.output.chunk_rows, quiet=quiet)
+    return output_uri

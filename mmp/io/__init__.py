@@ -1,0 +1,1 @@
+"""Where bytes live: tabular readers (`readers`), atomic writers (`writers`) and the MLflow store (`tracking`)."""

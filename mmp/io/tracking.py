@@ -1,0 +1,122 @@
+"""Where runs go: the MLflow tracking URI from the env config, and the embedded store for plain folders.
+
+MLflow 3 refuses a bare `./mlruns` file store. mmp keeps the promise that `./mlruns` "just
+works" by mapping any plain folder to a store that lives entirely inside it: the SQLite
+database `FOLDER/mlflow.db` and the artifacts under `FOLDER/artifacts`. Look at it with
+    mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns/artifacts
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mmp.errors import UserError
+
+DEFAULT_TRACKING_URI = "./mlruns"
+
+
+def store_folder(uri: str) -> Path | None:
+    """The local folder of an embedded store (a plain path or file:// URI), else None."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(parsed.path)
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
+        return Path(uri)
+    return None
+
+
+def configured_uri(uri: str | None) -> str:
+    """The tracking URI as configured: the env's value, else $MLFLOW_TRACKING_URI, else ./mlruns."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def is_file_store(folder: Path) -> bool:
+    """Whether `folder` already holds MLflow's folder-of-files store (MLflow 2's default `./mlruns`):
+    experiments as numbered folders with a meta.yaml, and no mmp SQLite database beside them."""
+    if (folder / "mlflow.db").exists():
+        return False
+    try:
+        return any(entry.is_dir() and entry.name.isdigit() and (entry / "meta.yaml").is_file()
+                   for entry in folder.iterdir())
+    except OSError:
+        return False
+
+
+def mlflow_uri(uri: str | None) -> str:
+    """The URI to hand MLflow for a configured tracking URI: a plain folder becomes its SQLite store,
+    except a folder that already holds an MLflow file store, which is used as it is (its runs stay
+    visible; `mlflow migrate-filestore` moves them to a database when you choose to)."""
+    uri = configured_uri(uri)
+    folder = store_folder(uri)
+    if folder is None:
+        return uri
+    folder = folder.resolve()
+    if is_file_store(folder):
+        os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow 3 reads file stores only when told
+        _note_file_store(folder)
+        return folder.as_uri()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+_noted: set[Path] = set()
+
+
+def _note_file_store(folder: Path) -> None:
+    if folder in _noted:
+        return
+    _noted.add(folder)
+    import logging
+
+    logging.getLogger("mmp").info(
+        "%s holds an MLflow file store: mmp uses it as it is. To move it to the SQLite store mmp makes "
+        "for new folders: mlflow migrate-filestore --source %s --target sqlite:///%s", folder, folder,
+        folder / "mlflow.db")
+
+
+def artifact_root(uri: str | None) -> str | None:
+    """Where new experiments keep artifacts: inside the folder of an embedded store, else the store's choice."""
+    folder = store_folder(configured_uri(uri))
+    if folder is None or is_file_store(folder.resolve()):
+        return None
+    return (folder.resolve() / "artifacts").as_uri()
+
+
+def connect(uri: str | None) -> str:
+    """Point MLflow at the configured store; a server that does not answer is a user error (exit 2)."""
+    import mlflow
+
+    resolved = mlflow_uri(uri)
+    if resolved.startswith(("http://", "https://")):
+        _check_reachable(resolved)
+    mlflow.set_tracking_uri(resolved)
+    return resolved
+
+
+def _check_reachable(uri: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10).close()
+    except urllib.error.HTTPError:
+        return  # it answered (maybe 401/404 behind a proxy): reachable
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"mlflow.tracking_uri: cannot reach the MLflow tracking server at {uri} ({reason}); "
+                        "start it, fix mlflow.tracking_uri / MLFLOW_TRACKING_URI, or use a local folder like ./mlruns") from exc
+
+
+def experiment_id(name: str, uri: str | None) -> str:
+    """The id of experiment `name`, created (with its artifacts inside an embedded store) if new."""
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            raise UserError(f"mlflow.experiment: experiment '{name}' is deleted; restore it or pick another name")
+        return experiment.experiment_id
+    root = artifact_root(uri)
+    return mlflow.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)

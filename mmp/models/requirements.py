@@ -1,0 +1,34 @@
+"""The logged model's pip requirements, written out explicitly (MLflow's inference is slow and wrong)."""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+from typing import Any
+
+BASE = ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle")
+# Module -> the distributions that may provide it, first installed wins (xgboost-cpu is mmp's
+# ml-extras choice). Looking these up directly avoids scanning every installed package (0.8 s).
+KNOWN = {"xgboost": ("xgboost-cpu", "xgboost"), "lightgbm": ("lightgbm",), "torch": ("torch",),
+         "catboost": ("catboost",)}
+
+
+def _pin(distribution: str) -> str | None:
+    try:
+        # A local label (torch 2.13.0+cpu) names a build no index serves: pin the release.
+        return f"{distribution}=={metadata.version(distribution).split('+')[0]}"
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def pip_requirements(model: Any) -> list[str]:
+    """Pinned requirements for the packages a fitted pipeline needs at prediction time."""
+    tops = {type(step).__module__.split(".")[0] for _, step in getattr(model, "steps", [])}
+    if any(type(step).__module__.startswith("mmp.models.mlp") for _, step in getattr(model, "steps", [])):
+        tops.add("torch")
+    pins = [pin for pin in (_pin(d) for d in BASE) if pin]
+    for top in sorted(tops - {"sklearn", "mmp"}):
+        candidates = KNOWN.get(top) or tuple(metadata.packages_distributions().get(top, [top]))
+        pin = next((p for p in (_pin(d) for d in candidates) if p), None)
+        if pin:
+            pins.append(pin)
+    return pins

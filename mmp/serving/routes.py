@@ -1,0 +1,261 @@
+"""The service's HTTP routes (DESIGN §7), as a FastAPI app that the BentoML service mounts.
+
+    GET  /health          liveness: 200 while the process runs
+    GET  /ready           readiness: 503 until the model is loaded in this worker, then 200
+    POST /predict         one JSON object -> {"prediction", "probability", "model_uri"}
+    POST /predict/batch   {"samples": [...]} -> {"predictions", "model_uri", "sample_count"}
+    GET  /model/info      run id, recipe, params, metrics
+    GET  /model/schema    input columns and types, output columns
+
+Bad input gets a 4xx JSON error naming the field; it never reaches the model.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.responses import JSONResponse
+
+from mmp.serving.request_schema import FieldError, RowSchema
+
+log = logging.getLogger("mmp.serve")
+
+
+@dataclass
+class ServingState:
+    """One worker's model: what it is (known at start) and whether it is loaded yet."""
+
+    model_dir: str
+    info: dict[str, Any]
+    settings: dict[str, Any]
+    schema: RowSchema
+    model: Any = None
+    error: str | None = None
+    loaded: threading.Event = field(default_factory=threading.Event)
+    batcher: Any = None
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded.is_set() and self.model is not None
+
+    @property
+    def model_uri(self) -> str:
+        return self.info.get("model_uri", "")
+
+    def load(self) -> None:
+        """Unpickle the model (without MLflow when it is mmp's) and warm it up; sets `ready`."""
+        from mmp.serving.batching import Batcher
+        from mmp.models.tabular import load_from_mlflow_dir
+
+        try:
+            model = load_from_mlflow_dir(self.model_dir)
+            if model is None:  # some other pyfunc: serve it through MLflow
+                import mlflow
+
+                model = _PyfuncAdapter(mlflow.pyfunc.load_model(self.model_dir))
+            batching = self.settings.get("batching", {})
+            self.batcher = Batcher(self._predict_rows, batching.get("max_batch_size", 64),
+                                   batching.get("max_wait_ms", 0), batching.get("enabled", True))
+            self.model = model
+            self._predict_rows([{c: None for c in self.schema.features}])  # first call pays lazy imports
+            # Everything loaded so far (libraries, the model) lives as long as the worker: keep it out
+            # of the garbage collector's full passes, which otherwise stall requests for 100+ ms.
+            gc.collect()
+            gc.freeze()
+        except Exception as exc:  # stay alive, stay unready, say why on /ready
+            log.exception("model failed to load")
+            self.model, self.error = None, f"{type(exc).__name__}: {exc}"
+        finally:
+            self.loaded.set()
+
+    def _predict_rows(self, rows: list[dict]) -> list[dict]:
+        import pandas as pd
+
+        frame = pd.DataFrame.from_records(rows, columns=self.schema.features)
+        if hasattr(self.model, "predict_columns"):
+            return shape_rows(self.model.predict_columns(frame))
+        out = self.model.predict_frame(frame)  # a model logged by an mmp without predict_columns
+        return shape_rows({c: out[c].to_numpy() for c in out.columns})
+
+
+class _PyfuncAdapter:
+    """A non-mmp MLflow pyfunc behind the same predict_frame contract."""
+
+    def __init__(self, pyfunc: Any):
+        self.pyfunc = pyfunc
+
+    def predict_columns(self, frame: Any) -> dict[str, Any]:
+        import pandas as pd
+
+        out = self.pyfunc.predict(frame)
+        out = out if isinstance(out, pd.DataFrame) else pd.DataFrame({"prediction": list(out)})
+        return {c: out[c].to_numpy() for c in out.columns}
+
+
+def shape_rows(out: dict[str, Any]) -> list[dict]:
+    """Prediction columns -> one JSON-ready dict per row: prediction, probability (binary: positive
+    class; multi-class: the predicted class's) and, for multi-class, every class's probability."""
+    columns = {c: values.tolist() for c, values in out.items()}
+    predictions = columns.pop("prediction")
+    binary = columns.pop("probability", None)
+    classes = [c[len("probability_"):] for c in columns if c.startswith("probability_")]
+    rows = []
+    for i, prediction in enumerate(predictions):
+        row: dict[str, Any] = {"prediction": prediction}
+        if binary is not None:
+            row["probability"] = binary[i]
+        elif classes:
+            probabilities = {c: columns[f"probability_{c}"][i] for c in classes}
+            row["probability"] = probabilities.get(str(prediction), max(probabilities.values()))
+            row["probabilities"] = probabilities
+        else:
+            row["probability"] = None
+        rows.append(row)
+    return rows
+
+
+def with_entities(state: ServingState, rows: list[dict], results: list[dict]) -> list[dict]:
+    """Each result led by the entity columns its request row carried (as batch inference writes them)."""
+    entities = [c for c in state.info.get("entity_columns") or [] if c not in state.schema.features]
+    if not entities:
+        return results
+    return [{**{c: row[c] for c in entities if c in row}, **result} for row, result in zip(rows, results)]
+
+
+def error(status: int, kind: str, message: str, fields: list[FieldError] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": kind, "message": message}
+    if fields:
+        body["fields"] = [f.as_dict() for f in fields]
+    return JSONResponse(body, status_code=status)
+
+
+async def read_json(request: Any, max_bytes: int) -> tuple[Any, Any]:
+    """(parsed body, None) or (None, error response): size, then JSON syntax."""
+    body = await request.body()
+    if len(body) > max_bytes:
+        return None, error(413, "body_too_large", f"the body has {len(body)} bytes; the limit is {max_bytes}")
+    if not body.strip():
+        return None, error(400, "empty_body", "send a JSON object")
+    try:
+        return json.loads(body), None
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, error(400, "invalid_json", f"the body is not valid JSON: {exc}")
+
+
+def create_app(state: ServingState):
+    """The FastAPI app for one worker's `state`."""
+    settings = state.settings
+    max_bytes = int(settings.get("max_body_bytes", 10 * 1024 * 1024))
+    max_rows = int(settings.get("max_batch_rows", 10_000))
+    row_schema = state.schema.json_schema()
+    app = FastAPI(title=f"mmp: {state.info.get('name', 'model')}", version=str(state.info.get("mmp_version", "")),
+                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+
+    def not_ready() -> Any:
+        if state.error:
+            return error(503, "model_failed", f"the model failed to load: {state.error}")
+        return error(503, "model_loading", "the model is still loading; retry when GET /ready answers 200")
+
+    @app.get("/health", summary="liveness")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="readiness", responses={503: {"description": "model not loaded yet"}})
+    async def ready() -> Any:
+        if not state.ready:
+            return not_ready()
+        return {"status": "ready", "model_uri": state.model_uri, "model_name": state.info.get("name")}
+
+    @app.post("/predict", summary="predict one record", openapi_extra=_body({"$ref": "#/components/schemas/Row"}))
+    async def predict(request: Request) -> Any:
+        if not state.ready:
+            return not_ready()
+        row, problem = await read_json(request, max_bytes)
+        if problem is not None:
+            return problem
+        errors = state.schema.check(row)
+        if errors:
+            return error(422, "invalid_input", "the record does not fit the model", errors)
+        results, problem = await predict_or_explain(state, [row])
+        if problem is not None:
+            return problem
+        return JSONResponse({**with_entities(state, [row], results)[0], "model_uri": state.model_uri})
+
+    batch_schema = {"type": "object", "required": ["samples"], "properties": {
+        "samples": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {"$ref": "#/components/schemas/Row"}}}}
+
+    @app.post("/predict/batch", summary="predict many records", openapi_extra=_body(batch_schema))
+    async def predict_batch(request: Request) -> Any:
+        if not state.ready:
+            return not_ready()
+        body, problem = await read_json(request, max_bytes)
+        if problem is not None:
+            return problem
+        if not isinstance(body, dict) or "samples" not in body:
+            return error(422, "invalid_input", "expected {\"samples\": [...]}", [FieldError("samples", "missing field")])
+        samples = body["samples"]
+        if not isinstance(samples, list):
+            return error(422, "invalid_input", "samples must be an array", [FieldError("samples", "expected an array")])
+        if not samples:
+            return error(422, "invalid_input", "samples is empty", [FieldError("samples", "send at least one record")])
+        if len(samples) > max_rows:
+            return error(413, "batch_too_large", f"{len(samples)} samples; the limit is {max_rows}",
+                         [FieldError("samples", f"at most {max_rows} records")])
+        errors = [e for i, row in enumerate(samples) for e in state.schema.check(row, f"samples[{i}]")]
+        if errors:
+            return error(422, "invalid_input", f"{len(errors)} problem(s) in samples", errors[:100])
+        results, problem = await predict_or_explain(state, samples)
+        if problem is not None:
+            return problem
+        return JSONResponse({"predictions": with_entities(state, samples, results), "model_uri": state.model_uri,
+                             "sample_count": len(results)})
+
+    @app.get("/model/info", summary="run id, recipe, params and metrics of the served model")
+    async def model_info() -> dict:
+        return state.info
+
+    @app.get("/model/schema", summary="input columns and types; output columns")
+    async def model_schema() -> dict:
+        numeric = state.schema.numeric
+        return {
+            "inputs": [{"name": c, "type": "number" if c in numeric else "string", "required": True, "nullable": True}
+                       for c in state.schema.features],
+            "entity_columns": state.info.get("entity_columns", []),
+            "outputs": ["prediction", "probability"] + (["probabilities"] if len(state.info.get("classes") or []) > 2 else []),
+            "task": state.info.get("task"),
+            "classes": state.info.get("classes"),
+        }
+
+    original_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = original_openapi()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Row"] = row_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+async def predict_or_explain(state: ServingState, rows: list[dict]) -> tuple[Any, Any]:
+    """(results, None), or (None, a 422) when these valid-looking rows still cannot be predicted
+    (the model rejects a value); the batcher keeps other requests out of such a failure."""
+    from mmp.models.tabular import InputError
+
+    try:
+        return await state.batcher.submit(rows), None
+    except (InputError, ValueError, ArithmeticError) as exc:
+        log.warning("unpredictable input: %s", exc)
+        return None, error(422, "unpredictable_input", f"the model cannot predict this input: {exc}")
+
+
+def _body(schema: dict) -> dict:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

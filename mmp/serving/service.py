@@ -1,0 +1,74 @@
+"""mmp's BentoML service: one model per worker, loaded once, in the background, so that /health
+answers at once and /ready turns 200 when the model is in memory. `mmp serve-api` imports the
+run's MLflow model into the BentoML model store and starts `bentoml serve mmp.serving.service:MmpService`
+with MMP_MODEL_TAG and MMP_SERVING (the env config's `serving:` section as JSON) set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+
+import bentoml
+
+from mmp.serving.routes import ServingState, create_app
+from mmp.serving.middleware import RequestMiddleware, RequestMetrics
+from mmp.serving.request_schema import RowSchema
+
+SETTINGS = json.loads(os.environ.get("MMP_SERVING") or "{}")
+MODEL_TAG = os.environ.get("MMP_MODEL_TAG", "")
+
+
+def _state() -> ServingState:
+    import yaml
+
+    model = bentoml.models.get(MODEL_TAG)
+    model_dir = model.path_of("mlflow_model")
+    with open(os.path.join(model_dir, "MLmodel"), encoding="utf-8") as f:
+        mlmodel = yaml.safe_load(f)
+    meta = (mlmodel.get("metadata") or {}).get("mmp") or {}
+    info = json.loads(model.info.metadata.get("mmp_info", "{}"))
+    info["environment"] = os.environ.get("MMP_ENVIRONMENT_NAME") or None  # where this service runs
+    features = meta.get("features") or [c["name"] for c in json.loads(mlmodel["signature"]["inputs"])]
+    return ServingState(model_dir=model_dir, info=info, settings=SETTINGS,
+                        schema=RowSchema(features, meta.get("numeric") or []))
+
+
+STATE = _state()
+logging.getLogger("mmp").setLevel(SETTINGS.get("log_level", "info").upper())
+if not logging.getLogger("mmp").handlers:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("mmp").addHandler(handler)
+    logging.getLogger("mmp").propagate = False
+
+_cors = SETTINGS.get("cors", {})
+
+
+@bentoml.service(
+    name="mmp",
+    workers=int(SETTINGS.get("workers", 1)),
+    traffic={"timeout": float(SETTINGS.get("timeout_s", 30))},
+    logging={"access": {"enabled": False}},  # mmp writes one structured line per request instead
+    http={"cors": {"enabled": bool(_cors.get("enabled")), "access_control_allow_origins": _cors.get("allow_origins") or [],
+                   "access_control_allow_methods": ["GET", "POST", "OPTIONS"], "access_control_allow_headers": ["*"]}},
+)
+@bentoml.asgi_app(create_app(STATE), path="/")
+class MmpService:
+    """Loads the model in a background thread; BentoML's /readyz and mmp's /ready follow it."""
+
+    def __init__(self) -> None:
+        threading.Thread(target=STATE.load, name="mmp-model-load", daemon=True).start()
+
+    def __is_ready__(self) -> bool:
+        return STATE.ready
+
+
+MmpService.add_asgi_middleware(
+    RequestMiddleware,
+    token_env=(SETTINGS.get("auth") or {}).get("token_env"),
+    max_body_bytes=int(SETTINGS.get("max_body_bytes", 10 * 1024 * 1024)),
+    metrics=RequestMetrics(),
+)

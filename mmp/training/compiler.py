@@ -1,0 +1,45 @@
+"""compile(composed config) -> Pipeline: check everything at once, then pick the stages for the task.
+
+The checks are the configuration stage's (`mmp.config.checks`); choosing stage objects is this
+stage's, so a new task or tuner adds its stages here instead of branching inside one train function.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from mmp.config.checks import check
+from mmp.training.pipeline import Pipeline
+
+Origin = Callable[[str], "str | None"]
+
+
+def compile(cfg: Any, recipe: str = "?", env: str = "?", origin: Origin = lambda path: None) -> Pipeline:
+    """Check a composed config (OmegaConf) and turn it into a `Pipeline` of stage objects."""
+    from omegaconf import OmegaConf
+
+    from mmp.masking import masked_container
+    from mmp.training.log import Log
+    from mmp.training.stages import Evaluate, Fit, Load, Preprocess, Split
+
+    spec = check(OmegaConf.to_container(cfg, resolve=True), origin)
+    pipeline = Pipeline(spec=spec, recipe=recipe, env=env, config=masked_container(cfg), origin=origin)
+    pipeline.stages = (
+        Load(spec),
+        Split(spec),
+        Preprocess(spec),
+        Fit(spec),
+        Evaluate(spec, pipeline.metrics, pipeline.primary_metric, pipeline.higher_is_better),
+        Log(spec, pipeline.tracking_uri, pipeline.experiment),
+    )
+    return pipeline
+
+
+def compile_job(request: Any, cfg: Any) -> Pipeline:
+    """Inside a Hydra job: compile the composed config, naming files and overrides in errors."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choices = dict(HydraConfig.get().runtime.choices)
+    recipe = str(request.recipe_file) if request.recipe_file else str(choices.get("recipe"))
+    env = str(request.env_file) if request.env_file else str(choices.get("env"))
+    return compile(cfg, recipe=recipe, env=env, origin=lambda path: request.origin(path, choices))

@@ -1,0 +1,120 @@
+"""The last stage of training: log params, metrics, the resolved config, plots and the model to MLflow.
+
+The model is logged as a standard MLflow pyfunc whose only artifact is the pickled
+`TabularModel`, with mmp's own code pickled into it by value, so loading it needs no mmp install.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from mmp import __version__
+from mmp.config.spec import RECIPE_KEYS, RunSpec
+from mmp.models.logged import MODEL_NAME
+from mmp.training.pipeline import TrainState
+
+CONFIG_ARTIFACT = "mmp/config.yaml"
+
+
+@dataclass
+class Log:
+    """Params (the flattened recipe), metrics, tags, the model (pyfunc), the masked config, plots."""
+
+    spec: RunSpec
+    tracking_uri: str
+    experiment: str
+    name: str = "log"
+    opens_run: bool = True
+
+    def describe(self) -> str:
+        from mmp.masking import scrub
+
+        return (f"MLflow {scrub(self.tracking_uri)}, experiment '{self.experiment}': "
+                "params, metrics, tags, model (pyfunc), resolved config, plots")
+
+    def run(self, state: TrainState) -> str:
+        import mlflow
+        from omegaconf import OmegaConf
+
+        from mmp.training import plots
+
+        pipeline = state.pipeline
+        recipe = {k: v for k, v in pipeline.config.items() if k in RECIPE_KEYS}
+        params = dict(_flatten(recipe))
+        params.update({f"split.{name}_rows": rows for name, rows in state.sizes.items()})
+        items = list(params.items())
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+            mlflow.log_params({k: str(v)[:6000] for k, v in items[i:i + 100]})
+        mlflow.log_metrics(state.metrics)
+        mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(pipeline.config)), CONFIG_ARTIFACT)
+        report = "test" if "test" in state.predictions else next(iter(state.predictions))
+        for name, figure in plots.figures(self.spec.task, state.model, state.inputs[report], state.targets.get(report),
+                                          state.predictions[report], state.classes):
+            mlflow.log_figure(figure, f"plots/{name}.png")
+            plots.close(figure)
+        log_model(state)
+        return f"run {state.run_id} (params, metrics, tags, model, config, plots)"
+
+
+def _flatten(node: Any, prefix: str = ""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _flatten(value, f"{prefix}{key}.")
+    elif isinstance(node, list) and node and any(isinstance(v, (dict, list)) for v in node):
+        for i, value in enumerate(node):
+            yield from _flatten(value, f"{prefix}{i}.")
+    else:
+        yield prefix.rstrip("."), node
+
+
+def log_model(state: TrainState) -> None:
+    """Log the fitted pipeline as the run's pyfunc model, with signature, input example and pins."""
+    import tempfile
+
+    import cloudpickle
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from mmp.models import mlflow_model, tabular
+    from mmp.models.requirements import pip_requirements
+
+    pipeline, spec = state.pipeline, state.pipeline.spec
+    model = tabular.TabularModel(state.model, spec.task, state.features, state.numeric, state.classes)
+    example = state.inputs["train"].head(5)
+    with warnings.catch_warnings():  # integer outputs (cluster ids, labels) never hold missing values
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = infer_signature(example, model.predict_frame(example))
+    modules = [tabular, mlflow_model] + _own_modules(state.model)
+    for module in modules:  # pickle mmp's code into the model, so loading it needs no mmp install
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            artifact = f"{tmp}/model.pkl"
+            with open(artifact, "wb") as f:
+                cloudpickle.dump(model, f)
+            mlflow.pyfunc.log_model(
+                name=MODEL_NAME,
+                python_model=mlflow_model.MlflowModel(),
+                artifacts={tabular.MODEL_ARTIFACT: artifact},
+                signature=signature,
+                input_example=example,
+                pip_requirements=pip_requirements(state.model),
+                registered_model_name=spec.mlflow.registered_model_name,
+                metadata={"mmp": {"task": spec.task, "features": state.features, "numeric": state.numeric,
+                                  "entity_columns": spec.data.entity_columns, "target": spec.data.target,
+                                  "classes": state.classes, "recipe": pipeline.recipe, "name": spec.name,
+                                  "primary_metric": pipeline.primary_metric, "version": __version__}},
+            )
+    finally:
+        for module in modules:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _own_modules(model: Any) -> list:
+    """mmp modules whose classes sit inside the fitted pipeline (e.g. the torch MLP)."""
+    import sys
+
+    names = {type(step).__module__ for _, step in model.steps}
+    return [sys.modules[n] for n in names if n.startswith("mmp.") and n in sys.modules]

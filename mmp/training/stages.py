@@ -1,0 +1,243 @@
+"""The stages of a supervised or clustering pipeline: load -> split -> preprocess -> fit -> evaluate.
+
+Each stage carries its settings from the spec, says what it will do (`describe`, printed by
+`mmp compile`) and does it (`run`, called by `mmp train`). Logging to MLflow is `mmp.training.log`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mmp import __version__
+from mmp.config.catalogue import STEPS, describe_step, step_options
+from mmp.config.checks import column_problems, feature_columns
+from mmp.config.spec import RunSpec
+from mmp.errors import ConfigError, UserError
+from mmp.training.pipeline import TrainState
+from mmp.training.split import SPLITS
+
+
+@dataclass
+class Load:
+    """Read the data, check its columns against the recipe, drop rows with no target."""
+
+    spec: RunSpec
+    name: str = "load"
+    opens_run: bool = False
+
+    def describe(self) -> str:
+        from mmp.masking import scrub
+
+        data = self.spec.data
+        features = ", ".join(data.features) if data.features is not None else "every other column"
+        return (f"{scrub(data.source) if data.source else '(no source: pass -d URI)'}; entity {data.entity_columns or '-'}; "
+                f"target {data.target or '-'}; features: {features}")
+
+    def run(self, state: TrainState) -> str:
+        from mmp.io.readers import is_numeric, read_frame
+        from mmp.masking import scrub
+
+        spec = self.spec
+        if not spec.data.source:
+            raise UserError("data.source: no training data; set data.source in the recipe or pass -d URI")
+        frame = read_frame(spec.data.source, spec.data.format, spec.source.storage_options)
+        problems = column_problems(spec, frame, origin=state.pipeline.origin)
+        if problems:
+            raise ConfigError(problems, source=f"data at {scrub(spec.data.source)}")
+        if spec.data.target:
+            dropped = frame[spec.data.target].null_count()
+            frame = frame.filter(frame[spec.data.target].is_not_null())
+            if dropped:
+                state.pipeline.progress.note(f"dropped {dropped} rows with no '{spec.data.target}'")
+        state.frame = frame
+        state.features = feature_columns(spec, frame.columns)
+        state.numeric = [c for c in state.features if is_numeric(frame.schema[c])]
+        return f"{frame.height} rows x {frame.width} columns from {scrub(spec.data.source)}"
+
+
+@dataclass
+class Split:
+    """Cut the rows into train / validation / test (random, stratified or temporal; seeded)."""
+
+    spec: RunSpec
+    name: str = "split"
+    opens_run: bool = False
+
+    def describe(self) -> str:
+        split = self.spec.data.split
+        by = f" by {split.time_column}" if split.strategy == "temporal" else ""
+        return (f"{split.strategy}{by}: train {split.train:g} / validation {split.validation:g} / "
+                f"test {split.test:g}, seed {split.seed}")
+
+    def run(self, state: TrainState) -> str:
+        from mmp.training.split import split
+
+        state.parts = split(state.frame, self.spec.data.split, self.spec.data.target)
+        sizes = state.sizes
+        return f"{self.spec.data.split.strategy}: " + " / ".join(f"{n} {sizes[n]}" for n in SPLITS)
+
+
+@dataclass
+class Preprocess:
+    """Build the recipe's steps into one ColumnTransformer (fitted with the model, on train only)."""
+
+    spec: RunSpec
+    name: str = "preprocess"
+    opens_run: bool = True  # from here on the work belongs to an MLflow run
+
+    def describe(self) -> str:
+        steps = [describe_step(s.type, step_options(STEPS[s.type], s.options), s.columns) for s in self.spec.preprocess]
+        return " -> ".join(steps) if steps else "none (features go to the model as they are)"
+
+    def run(self, state: TrainState) -> str:
+        from mmp.config.estimators import import_class
+        from mmp.models.tabular import model_input
+        from mmp.training.preprocess import build_preprocessor
+
+        accepts_nan = _accepts_nan(import_class(self.spec.model.class_path)(**self.spec.model.params))
+        state.preprocessor = build_preprocessor(self.spec.preprocess, state.features, set(state.numeric), accepts_nan)
+        state.inputs = {name: model_input(part.to_pandas(), state.features, state.numeric)
+                        for name, part in state.parts.items()}
+        target = self.spec.data.target
+        state.targets = {name: part[target].to_numpy() for name, part in state.parts.items()} if target else {}
+        branches = len(state.preprocessor.transformers)
+        return f"{len(self.spec.preprocess)} step(s) over {len(state.features)} features in {branches} column group(s)"
+
+
+def _accepts_nan(estimator: Any) -> bool:
+    try:
+        return bool(estimator.__sklearn_tags__().input_tags.allow_nan)
+    except Exception:  # an estimator without scikit-learn tags: be safe, impute
+        return False
+
+
+@dataclass
+class Fit:
+    """Fit preprocessing + estimator as one scikit-learn Pipeline on the train split."""
+
+    spec: RunSpec
+    name: str = "fit"
+    opens_run: bool = True
+
+    def describe(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.spec.model.params.items())
+        return f"{self.spec.model.class_path}({params})"
+
+    def run(self, state: TrainState) -> str:
+        import numpy as np
+        from sklearn.pipeline import Pipeline as SkPipeline
+
+        from mmp.config.estimators import import_class
+        from mmp.training.seeding import seed_everything
+
+        spec = self.spec
+        seed_everything(spec.data.split.seed)
+        estimator = import_class(spec.model.class_path)(**spec.model.params)
+        model = SkPipeline([("preprocess", state.preprocessor), ("model", estimator)])
+        train = state.inputs["train"]
+        if spec.task == "clustering":
+            model.fit(train)
+        elif spec.task == "classification":
+            # Every classifier learns class codes 0..k-1 (xgboost insists); the pyfunc maps them back.
+            labels, codes = np.unique(state.targets["train"], return_inverse=True)
+            state.classes = [label.item() if hasattr(label, "item") else label for label in labels]
+            model.fit(train, codes)
+        else:
+            model.fit(train, state.targets["train"])
+        state.model = model
+        return f"{spec.model.class_path} on {len(train)} rows, {len(state.features)} features"
+
+
+@dataclass
+class Evaluate:
+    """Every recipe metric on every split; the primary metric on validation (else test)."""
+
+    spec: RunSpec
+    metrics: list[str]
+    primary_metric: str
+    higher_is_better: bool
+    name: str = "evaluate"
+    opens_run: bool = True
+
+    def describe(self) -> str:
+        better = "higher" if self.higher_is_better else "lower"
+        return f"{', '.join(self.metrics)} on validation and test; primary {self.primary_metric} ({better} is better)"
+
+    def run(self, state: TrainState) -> str:
+        from mmp.models.tabular import prediction_frame
+        from mmp.training.metrics import compute
+
+        task = self.spec.task
+        for name, X in state.inputs.items():
+            if len(X) == 0:
+                continue
+            predicted = prediction_frame(state.model, X, task, state.classes)
+            state.predictions[name] = predicted
+            labels = predicted["prediction"].to_numpy()
+            values = compute(
+                task, self.metrics, y_true=state.targets.get(name), y_pred=labels,
+                proba=_probabilities(predicted, state.classes) if task == "classification" else None,
+                classes=state.classes, X=state.model[:-1].transform(X) if task == "clustering" else None,
+                labels=labels if task == "clustering" else None,
+            )
+            state.metrics.update({f"{name}_{metric}": value for metric, value in values.items()})
+        state.primary_key = f"{'validation' if state.sizes['validation'] else 'test'}_{self.primary_metric}"
+        shown = [f"{split} " + ", ".join(f"{k[len(split) + 1:]} {v:.4g}" for k, v in state.metrics.items()
+                                         if k.startswith(split + "_"))
+                 for split in ("validation", "test") if state.sizes.get(split)]
+        return "; ".join(shown) or "no metric is defined on these splits"
+
+
+def _probabilities(predicted: Any, classes: list | None):
+    """The (rows, classes) probability matrix back from the prediction frame's columns."""
+    import numpy as np
+
+    if "probability" in predicted:
+        positive = predicted["probability"].to_numpy()
+        return np.column_stack([1 - positive, positive])
+    columns = [f"probability_{c}" for c in classes or []]
+    return predicted[columns].to_numpy() if columns and all(c in predicted for c in columns) else None
+
+
+def run_tags(state: TrainState) -> dict[str, str]:
+    """The tags a training run starts with: what was trained, on which data, by which mmp."""
+    from mmp.masking import scrub
+
+    pipeline = state.pipeline
+    spec = pipeline.spec
+    tags = {
+        "mmp.recipe": pipeline.recipe,
+        "mmp.env": pipeline.env,
+        "mmp.task": spec.task,
+        "mmp.model_class": spec.model.class_path,
+        "mmp.version": __version__,
+        "mmp.data_source": scrub(spec.data.source or ""),
+        "mmp.data_fingerprint": fingerprint(state.frame),
+        "mmp.primary_metric": pipeline.primary_metric,
+        "mlflow.runName": f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+    }
+    if spec.environment.name:
+        tags["mmp.environment"] = spec.environment.name
+    commit = _git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def fingerprint(frame: Any) -> str:
+    """A short, stable hash of a dataset's columns, types and values."""
+    digest = hashlib.sha256(repr(list(frame.schema.items())).encode())
+    digest.update(frame.hash_rows(seed=42).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None

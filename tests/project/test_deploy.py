@@ -1,0 +1,176 @@
+"""Deployment: the Dockerfile (linted, its install step run from exactly what it copies), the
+checked deploy examples, the ConfigMap mount, env vars, and `mmp init` end to end."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import REPO, Server, clean_env, run_mmp, write_configmap
+
+EXAMPLES = REPO / "docs" / "examples"
+
+
+@pytest.mark.parametrize("source", ["repository", "mmp init"])
+def test_dockerfile_passes_hadolint(source, tmp_path):
+    from mmp.project.init import init_project
+
+    if source == "repository":
+        dockerfile = REPO / "Dockerfile"
+    else:
+        init_project(tmp_path / "project")
+        dockerfile = tmp_path / "project" / "Dockerfile"
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    proc = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def dockerfile_copies(stage: str) -> list[str]:
+    """The source paths of the COPY instructions in one stage of the repository's Dockerfile."""
+    sources, current = [], None
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.startswith("FROM "):
+            current = line.split(" AS ")[-1].strip()
+        elif line.startswith("COPY ") and current == stage and "--from=" not in line:
+            words = [w for w in line.split()[1:] if not w.startswith("--")]
+            sources += words[:-1]
+    return sources
+
+
+def test_image_content_installs_and_runs_from_an_app_folder(tmp_path):
+    """No Docker engine here: build the image's content by hand from what the Dockerfile copies."""
+    context = tmp_path / "context"
+    for source in dockerfile_copies("build"):
+        src, dest = REPO / source, context / source
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(src, dest)
+    extras = re.search(r"ARG EXTRAS=(\S+)", (REPO / "Dockerfile").read_text()).group(1)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "-c", "scripts/constraints.txt", f".[{extras}]"],
+                             cwd=context, capture_output=True, text=True, timeout=900)
+    assert install.returncode == 0, install.stderr[-3000:]
+    app = tmp_path / "app"
+    for source in dockerfile_copies("runtime"):
+        shutil.copytree(REPO / source, app / source)
+    env = clean_env(MMP_CONF_DIR=str(app / "conf"), MMP_RECIPES_DIR=str(app / "recipes"), BENTOML_DO_NOT_TRACK="true")
+    mmp = str(venv / "bin" / "mmp")
+    assert subprocess.run([mmp, "--help"], cwd=app, env=env, capture_output=True).returncode == 0
+    compiled = subprocess.run([mmp, "compile", "-r", str(app / "recipes" / "model.yaml"), "-c", str(app / "conf" / "env" / "prod.yaml")],
+                              cwd=app, env=env, capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stderr
+    assert "pipeline breast_cancer" in compiled.stdout
+    listed = subprocess.run([mmp, "list", "recipes"], cwd=app, env=env, capture_output=True, text=True)
+    assert "boosting/breast_cancer_xgb" in listed.stdout
+    # the installed package carries mmp init's templates
+    assert subprocess.run([mmp, "init", str(tmp_path / "fresh")], env=env, capture_output=True).returncode == 0
+    assert (tmp_path / "fresh" / "conf" / "env" / "prod.yaml").is_file() and (tmp_path / "fresh" / ".dockerignore").is_file()
+
+
+def manifests() -> list[tuple[str, dict]]:
+    found = []
+    for path in sorted((EXAMPLES / "k8s").glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document:
+                found.append((f"{path.name}:{document['kind']}/{document['metadata']['name']}", document))
+    return found
+
+
+@pytest.mark.parametrize("name, manifest", manifests(), ids=[n for n, _ in manifests()])
+def test_kubernetes_manifests_validate(name, manifest):
+    import kubernetes_validate
+
+    kubernetes_validate.validate(manifest, "1.30.0", strict=True)
+
+
+def test_deployment_probes_and_model_run_id():
+    deployment = yaml.safe_load((EXAMPLES / "k8s" / "deployment.yaml").read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    run_id = next(e for e in container["env"] if e["name"] == "MODEL_RUN_ID")
+    assert run_id["valueFrom"]["configMapKeyRef"]["key"] == "MODEL_RUN_ID"
+    assert container["args"][:3] == ["serve-api", "-c", "/app/conf/env/prod.yaml"]
+
+
+def test_ci_workflow_parses_and_pushes_to_gcr_and_ecr():
+    workflow = yaml.safe_load((EXAMPLES / "ci" / "build-and-push.yaml").read_text())
+    assert {"test", "gcr", "ecr"} <= set(workflow["jobs"])
+    pushes = [s for job in ("gcr", "ecr") for s in workflow["jobs"][job]["steps"]
+              if s.get("uses", "").startswith("docker/build-push-action")]
+    assert len(pushes) == 2 and all(s["with"]["push"] for s in pushes)
+
+
+def test_the_documented_configmap_mounts_as_a_working_conf(project, mmp, monkeypatch, tmp_path):
+    documents = list(yaml.safe_load_all((EXAMPLES / "k8s" / "configmap.yaml").read_text()))
+    conf_map = next(d for d in documents if d["metadata"]["name"] == "mmp-conf")
+    deployment = yaml.safe_load((EXAMPLES / "k8s" / "deployment.yaml").read_text())
+    items = deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"]
+    mount = tmp_path / "app" / "conf"
+    write_configmap(mount, "..2026_11_26_12_00_00.1", {item["path"]: conf_map["data"][item["key"]] for item in items})
+    shutil.rmtree(project / "conf")
+    monkeypatch.setenv("MMP_CONF_DIR", str(mount))
+    result = mmp("compile", "recipe=model", "-c", str(mount / "env" / "prod.yaml"))
+    assert result.code == 0, result.err
+    assert "workers: 2" in result.out and "token_env: MMP_API_TOKEN" in result.out
+    # the documented ConfigMap holds today's files, not a stale copy
+    assert conf_map["data"]["prod.yaml"] == (REPO / "conf" / "env" / "prod.yaml").read_text()
+    assert conf_map["data"]["config.yaml"] == (REPO / "conf" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("variable", ["MODEL_RUN_ID", "CONFIG_PATH", "RECIPE_PATH", "MLFLOW_TRACKING_URI", "MMP_CONF_DIR"])
+def test_environment_variables_are_documented_in_one_table(variable):
+    for doc in (REPO / "README.md", REPO / "docs" / "deploy.md"):
+        assert re.search(rf"^\| `{variable}` \|", doc.read_text(), re.M), f"{variable} missing in {doc.name}"
+
+
+def test_init_template_matches_the_repository_project():
+    template = REPO / "mmp" / "project" / "template"
+    for rel in ("conf/config.yaml", "conf/env/local.yaml", "conf/env/dev.yaml", "conf/env/prod.yaml",
+                "recipes/model.yaml", "recipes/iris.yaml", "recipes/diabetes.yaml", "recipes/wine_clusters.yaml"):
+        assert (template / rel).read_text() == (REPO / rel).read_text(), f"mmp/project/template/{rel} drifted from {rel}"
+
+
+def test_init_refuses_a_non_empty_folder_without_force(tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    result = run_mmp("init", "busy", cwd=tmp_path)
+    assert result.code == 2 and "--force" in result.err
+    assert run_mmp("init", "busy", "--force", cwd=tmp_path).code == 0
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def test_init_then_train_batch_predict_and_serve(tmp_path):
+    assert run_mmp("init", "churn", cwd=tmp_path).code == 0
+    root = tmp_path / "churn"
+    for name in ("conf/config.yaml", "conf/env/prod.yaml", "recipes/model.yaml", "data/breast_cancer.csv",
+                 "Dockerfile", ".dockerignore", "pyproject.toml", "README.md"):
+        assert (root / name).is_file(), name
+    env = clean_env(BENTOML_HOME=str(root / "bentoml"))
+    trained = run_mmp("train", "recipe=model", "-q", cwd=root, env=env)
+    assert trained.code == 0, trained.err
+    run_id = trained.out.split()[-1]
+    predicted = run_mmp("batch-inference", "--run-id", run_id, "-d", "data/breast_cancer.csv", "-q", cwd=root, env=env)
+    assert predicted.code == 0, predicted.err
+    assert (root / predicted.out.split()[-1]).is_file()
+    srv = Server(root, run_id)
+    try:
+        srv.wait_ready()
+        import pandas as pd
+
+        row = pd.read_csv(root / "data" / "breast_cancer.csv").drop(columns=["id", "diagnosis"]).iloc[0].to_dict()
+        answer = httpx.post(f"{srv.url}/predict", json=row, timeout=30).json()
+        assert answer["prediction"] in ("benign", "malignant")
+    finally:
+        assert srv.stop() == 0
