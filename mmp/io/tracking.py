@@ -92,7 +92,32 @@ def connect(uri: str | None) -> str:
     if resolved.startswith(("http://", "https://")):
         _check_reachable(resolved)
     mlflow.set_tracking_uri(resolved)
+    if resolved.startswith("sqlite:///"):
+        _open_embedded_store(Path(resolved[len("sqlite:///"):]))
     return resolved
+
+
+def _open_embedded_store(database: Path) -> None:
+    """Create or upgrade the embedded SQLite store under an inter-process lock.
+
+    MLflow creates its tables (and runs Alembic migrations) the first time a process opens the
+    store, with no lock: two `mmp train` started together on a fresh folder (two CronJobs, two
+    people on one laptop) raced there and could leave it permanently broken. Opening both stores
+    (tracking and model registry) here, one process at a time, makes every later use a plain
+    connection; MLflow caches the opened stores for the rest of the process.
+    """
+    import fcntl
+
+    import mlflow
+
+    with open(database.parent / ".mlflow.db.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = mlflow.MlflowClient()
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _check_reachable(uri: str) -> None:
@@ -118,5 +143,13 @@ def experiment_id(name: str, uri: str | None) -> str:
         if experiment.lifecycle_stage == "deleted":
             raise UserError(f"mlflow.experiment: experiment '{name}' is deleted; restore it or pick another name")
         return experiment.experiment_id
+    from mlflow.exceptions import MlflowException
+
     root = artifact_root(uri)
-    return mlflow.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+    try:
+        return mlflow.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+    except MlflowException as exc:  # another process created it between our look and our create
+        raced = mlflow.get_experiment_by_name(name)
+        if raced is None:
+            raise
+        return raced.experiment_id
