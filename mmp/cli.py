@@ -145,7 +145,7 @@ def _configure_logging(verbose: bool) -> None:
     logger = logging.getLogger("mmp")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     # MLflow narrates every store migration and model validation: only its errors, unless asked.
@@ -153,6 +153,20 @@ def _configure_logging(verbose: bool) -> None:
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if verbose else "ERROR")
     logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+class _ScrubbingFormatter:
+    """A log formatter that never lets a known secret or a URL password through."""
+
+    def __init__(self, fmt: str):
+        import logging
+
+        self.inner = logging.Formatter(fmt)
+
+    def format(self, record) -> str:
+        from mmp.masking import scrub
+
+        return scrub(self.inner.format(record))
 
 
 def is_user_error(exc: BaseException) -> bool:
@@ -172,12 +186,14 @@ def is_user_error(exc: BaseException) -> bool:
 def _report(exc: BaseException, verbose: bool) -> int:
     import traceback
 
+    from mmp.masking import scrub
+
     if verbose:
-        traceback.print_exception(exc)
+        print(scrub("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
     if is_user_error(exc):
-        print(f"mmp: error: {exc}", file=sys.stderr)
+        print(f"mmp: error: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
-    print(f"mmp: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    print(f"mmp: failed: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr)
     if not verbose:
         print("(run with --verbose for the traceback)", file=sys.stderr)
     return EXIT_FAILURE
@@ -226,9 +242,11 @@ def _run_train(args: argparse.Namespace, words: list[str]) -> int:
 def _run_batch_inference(args: argparse.Namespace, words: list[str]) -> int:
     from mmp.inference.batch import batch_command
 
+    from mmp.masking import scrub
+
     uri = _model_uri(args)
-    print(batch_command(_request(args, words, with_recipe=False), uri, args.data, args.output, args.chunk_rows,
-                        quiet=args.quiet))
+    print(scrub(batch_command(_request(args, words, with_recipe=False), uri, args.data, args.output, args.chunk_rows,
+                        quiet=args.quiet)))
     return EXIT_OK
 
 

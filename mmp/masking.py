@@ -1,9 +1,16 @@
 """Keep secrets out of what mmp prints and logs.
 
-A value is secret when the config takes it from the environment (`${oc.env:VAR}`) or when its
-key looks like a credential (password, token, secret, ...). Secret leaves are shown as the
-interpolation that produced them (`${oc.env:DB_PASSWORD}`) or `***`; any other string that
-contains a secret value, and any URL's password, is masked too.
+A value is secret when
+- the config takes it from the environment (`${oc.env:VAR}`): shown as that interpolation;
+- its key looks like a credential (password, token, secret, api_key, ...);
+- it sits under a connection-settings section (`storage_options`, `headers`, `connection`,
+  `credentials`, ...), unless its key is on a short allow-list of settings that are never
+  secret (`endpoint_url`, `region_name`, `anon`, ...): an S3 access key id (`key`), an Azure
+  `account_key` or `connection_string`, an `Authorization` header, an `auth: [user, password]`
+  pair are all masked, and so is any key a new filesystem may invent.
+Every secret found is remembered for the rest of the process, so `scrub()` also removes it from
+any other text (an error message, a log line); and in every URL the password of the user-info
+part and the values of signature/token query parameters are masked.
 """
 
 from __future__ import annotations
@@ -13,9 +20,27 @@ import re
 from typing import Any
 
 MASK = "***"
-_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|access[_-]?key|credential|private[_-]?key)", re.I)
+_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|access[_-]?key|account[_-]?key|credential"
+                         r"|private[_-]?key|connection[_-]?string|sas|signature|authorization|^auth$)", re.I)
+# Sections whose values are connection settings: secret unless the key is known to be harmless.
+SECRET_SECTIONS = frozenset({"storage_options", "headers", "connection", "connection_args", "connect_args",
+                             "credentials", "auth", "client_kwargs", "config_kwargs"})
+NOT_SECRET = frozenset({
+    "endpoint", "endpoint_url", "region", "region_name", "anon", "use_ssl", "verify", "requester_pays",
+    "project", "location", "default_location", "account_name", "version_aware", "cache_type", "block_size",
+    "default_block_size", "default_fill_cache", "timeout", "connect_timeout", "read_timeout", "retries",
+    "max_attempts", "s3_additional_kwargs", "client_kwargs", "config_kwargs", "addressing_style",
+    "signature_version", "host", "port", "database", "dbname", "schema", "sslmode", "user", "username",
+    "content-type", "accept", "user-agent",
+})
 _ENV_REF = re.compile(r"\$\{oc\.env:([^,}]+)")
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\s/]+)(?P<at>@)", re.I)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?P<at>@)", re.I)
+_QUERY_SECRET = re.compile(r"(?P<head>[?&](?:sig|signature|token|access_token|api_key|apikey|key|password|secret"
+                           r"|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature"
+                           r"|x-goog-credential)=)(?P<value>[^&#\s]+)", re.I)
+
+# Every secret value seen in this process (from masked configs): scrub() removes them anywhere.
+_KNOWN: set[str] = set()
 
 
 def is_secret_key(key: str) -> bool:
@@ -25,6 +50,11 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key)) and not key.endswith(("_env", "_var", "_variable"))
 
 
+def remember(*secrets: Any) -> None:
+    """Add secret values that scrub() must remove from any text this process prints."""
+    _KNOWN.update(str(s) for s in secrets if s not in (None, "") and len(str(s)) >= 4)
+
+
 def masked_container(cfg: Any) -> Any:
     """A plain dict/list copy of an OmegaConf config, resolved, with every secret masked."""
     from omegaconf import OmegaConf
@@ -32,38 +62,56 @@ def masked_container(cfg: Any) -> Any:
     raw = OmegaConf.to_container(cfg, resolve=False)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     secrets: set[str] = set()
-    shown = _mask_leaves(raw, resolved, secrets, key="")
+    shown = _mask_leaves(raw, resolved, secrets, key="", in_section=False)
+    remember(*secrets)
     return scrub(shown, secrets)
 
 
-def _mask_leaves(raw: Any, resolved: Any, secrets: set[str], key: str) -> Any:
+def _mask_leaves(raw: Any, resolved: Any, secrets: set[str], key: str, in_section: bool) -> Any:
+    lowered = str(key).lower()
+    names_a_variable = lowered.endswith(("_env", "_var", "_variable"))  # `token_env: MMP_API_TOKEN`
     if isinstance(resolved, dict):
-        return {k: _mask_leaves((raw or {}).get(k), v, secrets, str(k)) for k, v in resolved.items()}
+        inner = in_section or lowered in SECRET_SECTIONS
+        return {k: _mask_leaves((raw if isinstance(raw, dict) else {}).get(k), v, secrets, str(k), inner)
+                for k, v in resolved.items()}
     if isinstance(resolved, list):
         raw = raw if isinstance(raw, list) else [None] * len(resolved)
-        return [_mask_leaves(r, v, secrets, key) for r, v in zip(raw, resolved)]
+        whole = not names_a_variable and (in_section and lowered not in NOT_SECRET or is_secret_key(lowered)
+                                          or lowered in SECRET_SECTIONS)
+        return [_mask_leaves(r, v, secrets, key if whole else "", whole) for r, v in zip(raw, resolved)]
+    if isinstance(resolved, str):
+        secrets.update(url_secrets(resolved))
     if isinstance(raw, str) and "${oc.env:" in raw:
         # Only what the environment really holds is secret; a default written in the file is not.
         secrets.update(os.environ[var] for var in _ENV_REF.findall(raw) if os.environ.get(var))
         return raw
-    if is_secret_key(key) and resolved not in (None, ""):
+    secret = not names_a_variable and (is_secret_key(lowered) or (in_section and lowered not in NOT_SECRET))
+    if secret and resolved not in (None, "") and not isinstance(resolved, bool):
         secrets.add(str(resolved))
         return MASK
     return resolved
 
 
 def scrub(value: Any, secrets: set[str] | frozenset[str] = frozenset()) -> Any:
-    """`value` with URL passwords masked and every known secret string replaced, recursively."""
+    """`value` with URL passwords and query-string credentials masked and every known secret
+    string (these `secrets` and all remembered ones) replaced, recursively."""
     if isinstance(value, dict):
         return {k: scrub(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
         return [scrub(v, secrets) for v in value]
     if isinstance(value, str):
         text = _URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], value)
+        text = _QUERY_SECRET.sub(lambda m: m["head"] + MASK, text)
         if "${oc.env:" in text:
             return text  # the interpolation itself names the variable, not its value
-        for secret in sorted(secrets, key=len, reverse=True):
+        for secret in sorted(set(secrets) | _KNOWN, key=len, reverse=True):
             if len(secret) >= 4:
                 text = text.replace(secret, MASK)
         return text
     return value
+
+
+def url_secrets(uri: str) -> list[str]:
+    """The password and credential query values inside a URL, to remember them as secrets."""
+    found = [m["pw"] for m in _URL_PASSWORD.finditer(uri)]
+    return found + [m["value"] for m in _QUERY_SECRET.finditer(uri)]

@@ -98,6 +98,7 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
 
     from mmp.io.readers import iter_tables
     from mmp.io.writers import AtomicOutput
+    from mmp.masking import scrub
 
     workers = workers or os.cpu_count() or 1
     console = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
@@ -132,7 +133,7 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
             raise UserError(f"-d {source}: the data has no rows")
     result = BatchResult(output.rows, time.perf_counter() - started, output_uri)
     console.print(f"[green]✓[/] {result.rows:,} rows in {result.seconds:.2f} s "
-                  f"({result.rows_per_second:,.0f} rows/s) -> {output_uri}")
+                  f"({result.rows_per_second:,.0f} rows/s) -> {scrub(output_uri)}")
     return result
 
 
