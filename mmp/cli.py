@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `mmp` console script."""
+    from mmp.errors import stop_on_sigterm
+
+    stop_on_sigterm()  # as a process of its own: SIGTERM unwinds, closing runs and removing temp files
     sys.exit(run(sys.argv[1:] if argv is None else argv))
 
 
@@ -119,10 +122,15 @@ def run(argv: list[str]) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     _configure_logging(args.verbose)
+    from mmp.errors import Terminated
+
     try:
         return args.handler(args, extra + hydra_args) or EXIT_OK
     except KeyboardInterrupt:
         return 130
+    except Terminated as stopped:
+        print(f"mmp: stopped by signal {stopped.signum}; nothing half-done was left behind", file=sys.stderr)
+        return 128 + stopped.signum
     except BrokenPipeError:  # `mmp list models | head`: the reader left, which is fine
         import os
 

@@ -29,6 +29,25 @@ class UserError(Exception):
     """Bad input: config, recipe, override, data schema, unknown run id. Exit code 2."""
 
 
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM, as Kubernetes sends): unwinds like Ctrl-C, so runs
+    are closed and half-written files removed on the way out. Exit code 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_on_sigterm() -> None:
+    """From now on SIGTERM raises `Terminated` in the main thread (call it from the main thread)."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 class ConfigError(UserError):
     """Every problem found in one pre-flight pass, reported together."""
 

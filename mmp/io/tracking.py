@@ -94,7 +94,71 @@ def connect(uri: str | None) -> str:
     mlflow.set_tracking_uri(resolved)
     if resolved.startswith("sqlite:///"):
         _open_embedded_store(Path(resolved[len("sqlite:///"):]))
+    close_dead_runs()
     return resolved
+
+
+OWNER_HOST, OWNER_PID, OWNER_STARTED = "mmp.host", "mmp.pid", "mmp.pid_started"
+
+
+def _process_started(pid: int) -> str:
+    """When process `pid` started (clock ticks after boot, from /proc), to tell it from a later
+    process that reuses the pid; '' where /proc is not there."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def owner_tags() -> dict[str, str]:
+    """Tags that say which process owns a run, so a later mmp command can tell a dead one."""
+    import socket
+
+    return {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid()), OWNER_STARTED: _process_started(os.getpid())}
+
+
+def _alive(pid: int, started: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        pass
+    return not started or _process_started(pid) in ("", started)
+
+
+def close_dead_runs() -> list[str]:
+    """Mark FAILED the runs still RUNNING whose mmp process on this host is gone (SIGKILL, OOM
+    kill, power loss); returns their ids. Runs of live processes and of other hosts are left alone."""
+    import socket
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    host = socket.gethostname()
+    query = f"attributes.status = 'RUNNING' and tags.`{OWNER_HOST}` = '{host}'"
+    closed = []
+    try:
+        experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+        runs = client.search_runs(experiments, filter_string=query, max_results=200) if experiments else []
+        for run in runs:
+            tags = run.data.tags
+            pid = int(tags.get(OWNER_PID, "0") or 0)
+            if pid and not _alive(pid, tags.get(OWNER_STARTED, "")):
+                client.set_tag(run.info.run_id, "mmp.failure",
+                               f"process {pid} on {host} ended without closing the run (killed?)")
+                client.set_terminated(run.info.run_id, "FAILED")
+                closed.append(run.info.run_id)
+    except MlflowException:  # a store that cannot search (permissions): nothing to tidy here
+        return closed
+    if closed:
+        import logging
+
+        logging.getLogger("mmp").info("marked %d run(s) FAILED whose process on this host is gone: %s",
+                                      len(closed), ", ".join(closed))
+    return closed
 
 
 def _open_embedded_store(database: Path) -> None:

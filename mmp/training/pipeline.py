@@ -145,10 +145,17 @@ class Pipeline:
         while pending and not pending[0].opens_run:
             self._run_stage(pending.pop(0), state)
         parent = sweep.parent_for(self, experiment_id) if sweep is not None else None
-        with mlflow.start_run(experiment_id=experiment_id, tags=run_tags(state), parent_run_id=parent) as run:
+        from mmp.errors import Terminated
+
+        with mlflow.start_run(experiment_id=experiment_id, tags={**run_tags(state), **tracking.owner_tags()},
+                              parent_run_id=parent) as run:
             state.run_id = run.info.run_id
-            for stage in pending:
-                self._run_stage(stage, state)
+            try:
+                for stage in pending:
+                    self._run_stage(stage, state)
+            except (Terminated, KeyboardInterrupt):
+                mlflow.end_run("KILLED")  # asked to stop (SIGTERM, Ctrl-C): not a failure of the run
+                raise
         result = TrainResult(run.info.run_id, experiment_id, uri, state.metrics, state.primary_key)
         if sweep is not None:
             sweep.add(self, result)
