@@ -101,31 +101,12 @@ def connect(uri: str | None) -> str:
 OWNER_HOST, OWNER_PID, OWNER_STARTED = "mmp.host", "mmp.pid", "mmp.pid_started"
 
 
-def _process_started(pid: int) -> str:
-    """When process `pid` started (clock ticks after boot, from /proc), to tell it from a later
-    process that reuses the pid; '' where /proc is not there."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
 def owner_tags() -> dict[str, str]:
     """Tags that say which process owns a run, so a later mmp command can tell a dead one."""
-    import socket
+    from mmp.io.processes import this_process
 
-    return {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid()), OWNER_STARTED: _process_started(os.getpid())}
-
-
-def _alive(pid: int, started: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        pass
-    return not started or _process_started(pid) in ("", started)
+    host, pid, start = this_process()
+    return {OWNER_HOST: host, OWNER_PID: str(pid), OWNER_STARTED: start}
 
 
 def close_dead_runs() -> list[str]:
@@ -135,6 +116,8 @@ def close_dead_runs() -> list[str]:
 
     import mlflow
     from mlflow.exceptions import MlflowException
+
+    from mmp.io.processes import alive
 
     client = mlflow.MlflowClient()
     host = socket.gethostname()
@@ -146,7 +129,7 @@ def close_dead_runs() -> list[str]:
         for run in runs:
             tags = run.data.tags
             pid = int(tags.get(OWNER_PID, "0") or 0)
-            if pid and not _alive(pid, tags.get(OWNER_STARTED, "")):
+            if pid and not alive(pid, tags.get(OWNER_STARTED, "")):
                 client.set_tag(run.info.run_id, "mmp.failure",
                                f"process {pid} on {host} ended without closing the run (killed?)")
                 client.set_terminated(run.info.run_id, "FAILED")

@@ -3,13 +3,17 @@ moved into place only when every row is written. A failure leaves nothing at the
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import PurePosixPath
 from typing import Any
 
-from mmp.io.readers import is_local_fs
 from mmp.errors import UserError
+from mmp.io.processes import alive, this_process
+from mmp.io.readers import is_local_fs
 
+# `.preds.parquet.<hex>.<pid>-<start>@<host>.tmp`; older mmp wrote `.preds.parquet.<hex>.tmp`.
+_TEMP = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}(?:\.(?P<pid>\d+)-(?P<start>\d+)@(?P<host>.+))?\.tmp")
 EXTENSIONS = {"parquet": "parquet", "csv": "csv", "json": "json"}
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
 
@@ -34,18 +38,51 @@ class AtomicOutput:
 
         self.uri, self.format = uri, fmt
         self.fs, self.path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
-        parent, name = self.path.rsplit("/", 1) if "/" in self.path else ("", self.path)
-        self.temp = f"{parent}/.{name}.{uuid.uuid4().hex[:12]}.tmp" if parent else f".{name}.{uuid.uuid4().hex[:12]}.tmp"
+        self.parent, self.name = self.path.rsplit("/", 1) if "/" in self.path else ("", self.path)
+        host, pid, start = this_process()
+        # The temporary name says who writes it, so a later writer can remove it if that process died.
+        temp = f".{self.name}.{uuid.uuid4().hex[:12]}.{pid}-{start or 0}@{host}.tmp"
+        self.temp = f"{self.parent}/{temp}" if self.parent else temp
         self.file: Any = None
         self.writer: Any = None
         self.rows = 0
 
     def __enter__(self) -> "AtomicOutput":
-        parent = self.path.rsplit("/", 1)[0] if "/" in self.path else ""
-        if parent:
-            self.fs.makedirs(parent, exist_ok=True)
+        if self.parent:
+            self.fs.makedirs(self.parent, exist_ok=True)
+        self.sweep_stale()
         self.file = self.fs.open(self.temp, "wb")
         return self
+
+    def sweep_stale(self) -> list[str]:
+        """Remove temporary files beside the destination left by writers that died (SIGKILL, OOM):
+        those of a dead process on this host, and unattributed ones (older mmp) a day old."""
+        import socket
+        import time
+
+        try:
+            siblings = self.fs.ls(self.parent or ".", detail=True)
+        except (FileNotFoundError, OSError):
+            return []
+        removed = []
+        for entry in siblings:
+            name = entry["name"].rsplit("/", 1)[-1]
+            match = _TEMP.fullmatch(name)
+            if not match or match["name"] != self.name:
+                continue
+            if match["host"] is not None:
+                start = "" if match["start"] == "0" else match["start"]  # "0": written where /proc is not
+                stale = match["host"] == socket.gethostname() and not alive(int(match["pid"]), start)
+            else:
+                modified = entry.get("mtime") or entry.get("LastModified") or entry.get("updated")
+                stale = isinstance(modified, (int, float)) and time.time() - modified > 86_400
+            if stale:
+                try:
+                    self.fs.rm(entry["name"])
+                    removed.append(entry["name"])
+                except (FileNotFoundError, OSError):
+                    pass
+        return removed
 
     def write(self, table: Any) -> None:
         if self.format == "parquet":
