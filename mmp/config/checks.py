@@ -181,6 +181,9 @@ def _data_problems(data: Any, task: str | None, origin: Origin) -> list[Problem]
     target = data.get("target")
     if task in ("classification", "regression") and not target:
         problems.append(Problem("data.target", f"a {task} recipe needs a target column", None, origin("data.target")))
+    if task == "clustering" and target:  # it would be read, then never used: say so instead
+        problems.append(Problem("data.target", "clustering learns without a target; remove data.target (or set it to null)",
+                                None, origin("data.target")))
     features = data.get("features") if isinstance(data.get("features"), list) else []
     entities = data.get("entity_columns") if isinstance(data.get("entity_columns"), list) else []
     if target and target in features:

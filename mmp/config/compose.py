@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from mmp.errors import UserError
+from mmp.config.hydra_errors import bad_override, override_key
 from mmp.config.spec import ENV_KEYS, RECIPE_KEYS
 
 CONF_DIR_VAR = "MMP_CONF_DIR"
@@ -52,26 +53,45 @@ class Request:
 
     def origin(self, key_path: str, choices: dict[str, Any] | None = None) -> str | None:
         """Where the value at `key_path` came from: an override, the recipe file or the env file."""
-        choices = choices or {}
+        recipe, env = self.files(choices or {})
         root = key_path.split(".", 1)[0]
         if root == "recipe":  # a recipe with its own `# @package recipe` header
-            return _shown(self.recipe_file or _option_file(self.recipes_dir, choices.get("recipe")))
+            return shown_path(recipe)
         if root == "env":  # an env file without its `# @package _global_` header
-            return _shown(self.env_file or _option_file(self.conf_dir / "env", choices.get("env")))
+            return shown_path(env)
         for override in reversed(self.overrides):
             key = override.split("=", 1)[0].lstrip("+~")
             if key_path == key or key_path.startswith(key + ".") or key.startswith(key_path + "."):
                 return f"override '{override}'"
-        recipe = self.recipe_file or _option_file(self.recipes_dir, choices.get("recipe"))
-        env = self.env_file or _option_file(self.conf_dir / "env", choices.get("env"))
         if root in RECIPE_KEYS:
-            return _shown(recipe)
+            return shown_path(recipe)
         if root in ENV_KEYS:
-            return _shown(env)
+            return shown_path(env)
         for file in (recipe, env):  # an unknown key (a typo): the file that wrote it
             if file is not None and root in _top_level_keys(file):
-                return _shown(file)
-        return _shown(self.conf_dir / "config.yaml")
+                return shown_path(file)
+        return shown_path(self.conf_dir / "config.yaml")
+
+    def files(self, choices: dict[str, Any]) -> tuple[Path | None, Path | None]:
+        """The recipe file and the env file that Hydra's `choices` (group -> option) stand for."""
+        return (self.recipe_file or _option_file(self.recipes_dir, choices.get("recipe")),
+                self.env_file or _option_file(self.conf_dir / "env", choices.get("env")))
+
+    def choices(self) -> dict[str, str]:
+        """The recipe and env options this request picks (its overrides, else config.yaml's defaults),
+        for errors raised before Hydra's own record of them (`runtime.choices`) exists."""
+        defaults = _yaml_data(self.conf_dir / "config.yaml").get("defaults") or []
+        chosen = {}
+        for item in defaults if isinstance(defaults, list) else []:
+            if isinstance(item, dict) and len(item) == 1:
+                (group, option), = item.items()
+                if isinstance(option, str) and option != "???":
+                    chosen[str(group)] = option
+        for override in self.overrides:
+            key, _, option = override.partition("=")
+            if key.lstrip("+") in ("recipe", "env") and option:
+                chosen[key.lstrip("+")] = option
+        return chosen
 
 
 def _option_file(folder: Path, option: str | None) -> Path | None:
@@ -84,18 +104,24 @@ def _option_file(folder: Path, option: str | None) -> Path | None:
     return folder / f"{option}.yaml"
 
 
-def _top_level_keys(path: Path) -> set[str]:
-    """The root keys a YAML file writes (none when it cannot be read)."""
+def _yaml_data(path: Path) -> dict:
+    """The mapping a YAML file holds (empty when it cannot be read or is no mapping)."""
     import yaml
 
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
-        return set()
-    return {str(k) for k in data} if isinstance(data, dict) else set()
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
-def _shown(path: Path | None) -> str | None:
+def _top_level_keys(path: Path) -> set[str]:
+    """The root keys a YAML file writes (none when it cannot be read)."""
+    return {str(k) for k in _yaml_data(path)}
+
+
+def shown_path(path: Path | None) -> str | None:
+    """A file as messages name it: relative to the working directory when it is inside it."""
     if path is None:
         return None
     try:
@@ -173,6 +199,9 @@ def build_request(
 ) -> Request:
     """Turn command-line words and seed-style flags into one `Request`."""
     flags, overrides = split_hydra_args(list(args))
+    for override in overrides:
+        if not override_key(override):  # Hydra would take '' for the root config group
+            raise UserError(bad_override(override, "there is no key before '='" if "=" in override else "there is no key"))
     flags, config_dir = _take_config_dir(flags)
     conf_dir = Path(config_dir or os.environ.get(CONF_DIR_VAR) or "conf")
     if not (conf_dir / "config.yaml").is_file():
@@ -284,6 +313,8 @@ def run(request: Request, task: Callable[[Any], Any], prog: str = "mmp") -> Any:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from mmp.config import hydra_errors
+
     results: list[Any] = []
     failures: list[BaseException] = []
 
@@ -291,6 +322,8 @@ def run(request: Request, task: Callable[[Any], Any], prog: str = "mmp") -> Any:
         try:
             value = task(cfg)
         except Exception as exc:
+            if isinstance(exc, OmegaConfBaseException):  # e.g. an interpolation that does not resolve
+                exc = _job_error(exc, request)
             if request.multirun:  # a sweep stops at its first failed job, and Hydra names it
                 raise _TaskError() from exc
             failures.append(exc)  # a single run reports through mmp, not through Hydra's job log
@@ -307,20 +340,21 @@ def run(request: Request, task: Callable[[Any], Any], prog: str = "mmp") -> Any:
         except _TaskError as exc:
             raise exc.__cause__ from None
         except (HydraException, OmegaConfBaseException) as exc:
-            raise UserError(_hydra_message(exc)) from exc
-        except ValueError as exc:  # Hydra's own flag checks, e.g. --resolve without --cfg
-            raise UserError(str(exc)) from exc
+            raise UserError(hydra_errors.message(exc, request)) from exc
+        except ValueError as exc:  # a group given a number (env=3), or Hydra's flag checks (--resolve without --cfg)
+            group_value = str(exc).startswith("Config group override")
+            raise UserError(hydra_errors.message(exc, request) if group_value else str(exc)) from exc
     if failures:
         raise failures[0]
     return results[-1] if results else None
 
 
-def _hydra_message(exc: BaseException) -> str:
-    text = str(exc).strip()
-    override = getattr(exc, "override", None)
-    if override:  # an OverrideParseException: name the override the user typed
-        text = f"cannot parse override '{override}': {text}"
-    cause = exc.__cause__
-    if cause is not None and str(cause).strip() and str(cause).strip() not in text:
-        text += "\n" + str(cause).strip()
-    return text
+def _job_error(exc: BaseException, request: Request) -> UserError:
+    """An OmegaConf error inside a job, told with the key path and the file or override it came from."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from mmp.config import hydra_errors
+
+    error = UserError(hydra_errors.message(exc, request, dict(HydraConfig.get().runtime.choices)))
+    error.__cause__ = exc
+    return error

@@ -119,13 +119,44 @@ def check_params(cls: type, params: dict[str, Any], path: str,
         except ImportError:  # a scikit-learn without the constraint API: names were still checked
             return problems
         for key, value in params.items():
-            if key not in constraints:
+            if key not in constraints or constraints[key] == "no_validation":
+                continue
+            wanted = _number_wanted(constraints[key], value)
+            if wanted:
+                shown = str(value).lower()
+                problems.append(Problem(f"{path}.{key}", f"got the boolean {shown}, but {cls.__name__} wants a number here",
+                                        f"allowed: {wanted}", origin(f"{path}.{key}")))
                 continue
             try:
                 validate_parameter_constraints({key: constraints[key]}, {key: value}, caller_name=cls.__name__)
             except InvalidParameterError as exc:
                 problems.append(Problem(f"{path}.{key}", str(exc).rstrip("."), None, origin(f"{path}.{key}")))
     return problems
+
+
+def _number_wanted(constraints: list, value: Any) -> str | None:
+    """What a numeric parameter allows, when `value` is a bool given for it: scikit-learn counts bool as
+    int, so `C=true` would pass as C=1. None when `value` is no bool or a bool is allowed there."""
+    import numbers
+
+    import numpy as np
+    from sklearn.utils import _param_validation as pv
+
+    if not isinstance(value, (bool, np.bool_)):
+        return None
+    numeric = tuple(getattr(pv, name) for name in ("Interval", "_RandomStates") if hasattr(pv, name))
+
+    def is_number(c: Any) -> bool:
+        return isinstance(c, numeric) or (isinstance(c, pv._InstancesOf) and issubclass(c.type, numbers.Number)
+                                          and not issubclass(c.type, (bool, np.bool_)))
+
+    made = [pv.make_constraint(c) for c in constraints]
+    if any(c.is_satisfied_by(value) and not is_number(c) for c in made):
+        return None  # a boolean is a real choice here ("boolean", "verbose")
+    if not any(is_number(c) for c in made):
+        return None  # no number is allowed either: scikit-learn's own check says what is
+    shown = [str(c) for c in made if not c.hidden]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
 
 
 def known_class_paths() -> list[str]:

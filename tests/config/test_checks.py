@@ -46,6 +46,8 @@ CORPUS = [
     (["recipe=model", "model.params.C=["], "model.params.C"),
     (["recipe=model", "env=nope"], "env"),
     (["recipe=nope"], "recipe"),
+    (["recipe=model", "model.params.C=true"], "model.params.C"),
+    (["recipe=wine_clusters", "data.target=cultivar"], "data.target"),
 ]
 
 
@@ -90,6 +92,72 @@ def test_a_recipe_with_three_independent_mistakes_reports_all_three(project, mmp
 def test_problems_name_the_override_they_came_from(project, mmp):
     result = mmp("compile", "recipe=model", "model.params.C=-2")
     assert "(from override 'model.params.C=-2')" in result.err
+
+
+# (what the user typed, the last word being the override at fault; the key path, the value as typed, what is allowed)
+BOOLEANS_FOR_NUMBERS = [
+    (["recipe=model", "model.params.C=true"], "model.params.C", "true", "a float in the range (0.0, inf]"),
+    (["recipe=model", "model.params.max_iter=true"], "model.params.max_iter", "true", "an int in the range [0, inf)"),
+    (["recipe=model", "+model.params.random_state=false"], "model.params.random_state", "false", "an int in the range [0, 4294967295]"),
+    (["recipe=iris", "model.class_path=sklearn.ensemble.RandomForestClassifier", "~model.params",
+      "+model.params.n_estimators=false"], "model.params.n_estimators", "false", "an int in the range [1, inf)"),
+    (["recipe=iris", "model.class_path=sklearn.ensemble.RandomForestClassifier", "~model.params",
+      "+model.params.max_depth=true"], "model.params.max_depth", "true", "an int in the range [1, inf) or None"),
+    (["recipe=diabetes", "preprocess=[{type: one_hot, max_categories: true}]"], "preprocess.0.max_categories", "true",
+     "an int in the range [1, inf) or None"),
+]
+
+
+@pytest.mark.parametrize("words, key_path, given, allowed", BOOLEANS_FOR_NUMBERS,
+                         ids=[" ".join(w[1:]) for w, *_ in BOOLEANS_FOR_NUMBERS])
+def test_a_boolean_given_for_a_number_is_refused_naming_key_value_allowed_and_override(project, mmp, words, key_path, given, allowed):
+    result = mmp("compile", *words)
+    assert result.code == 2, result.out + result.err
+    assert f"{key_path}: got the boolean {given}, but " in result.err
+    assert f"allowed: {allowed}" in result.err and f"(from override '{words[-1]}')" in result.err
+
+
+def test_a_boolean_in_a_recipe_file_names_that_file(project, mmp):
+    text = (project / "recipes" / "model.yaml").read_text().replace("max_iter: 1000", "max_iter: true")
+    (project / "recipes" / "flag.yaml").write_text(text)
+    result = mmp("compile", "recipe=flag")
+    assert result.code == 2
+    assert "model.params.max_iter: got the boolean true, but LogisticRegression wants a number here" in result.err
+    assert "(from recipes/flag.yaml)" in result.err
+
+
+def test_booleans_stay_accepted_where_the_parameter_takes_one(project, mmp):
+    result = mmp("compile", "recipe=model", "++model.params.fit_intercept=false", "++model.params.warm_start=true",
+                 "++model.params.verbose=false")
+    assert result.code == 0, result.err
+    assert "fit_intercept=False" in result.out and "warm_start=True" in result.out
+    forest = mmp("compile", "recipe=iris", "model.class_path=sklearn.ensemble.RandomForestClassifier", "~model.params",
+                 "+model.params.bootstrap=false", "+model.params.oob_score=false")
+    assert forest.code == 0, forest.err
+
+
+def test_a_clustering_recipe_with_a_target_is_refused_naming_its_file(project, mmp):
+    text = (project / "recipes" / "wine_clusters.yaml").read_text().replace("target: null", "target: cultivar")
+    (project / "recipes" / "labelled_clusters.yaml").write_text(text)
+    result = mmp("compile", "recipe=labelled_clusters")
+    assert result.code == 2
+    assert ("data.target: clustering learns without a target; remove data.target (or set it to null) "
+            "(from recipes/labelled_clusters.yaml)") in result.err
+    assert mmp("compile", "recipe=wine_clusters", "data.target=null").code == 0
+
+
+def test_every_project_template_recipe_compiles(project, mmp):
+    """`mmp init` ships these recipes; each must compile as written (the template's data is not read)."""
+    from tests.conftest import REPO
+
+    template = REPO / "mmp" / "project" / "template" / "recipes"
+    names = sorted(p.stem for p in template.glob("*.yaml"))
+    assert names
+    (project / "recipes" / "template").mkdir()
+    for name in names:
+        (project / "recipes" / "template" / f"{name}.yaml").write_text((template / f"{name}.yaml").read_text())
+        result = mmp("compile", f"recipe=template/{name}")
+        assert result.code == 0, f"template/{name}: {result.err}"
 
 
 def test_unknown_key_suggests_the_close_one(project, mmp):

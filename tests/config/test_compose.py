@@ -211,3 +211,101 @@ def test_missing_conf_dir_says_what_to_do(project, mmp, monkeypatch, tmp_path):
     monkeypatch.setenv("MMP_CONF_DIR", str(tmp_path / "nowhere"))
     result = mmp("compile", "recipe=model")
     assert result.code == 2 and "MMP_CONF_DIR" in result.err and "mmp init" in result.err
+
+
+FORMS = ["key=value", "+key=value", "++key=value", "~key", "group=option"]
+UNSET = "MMP_TEST_SURELY_UNSET"
+VAULT_ENV = f"# @package _global_\nmlflow:\n  tracking_uri: ${{oc.env:{UNSET}}}\n"
+
+# name: (what the user typed, files written first {path: text, or a function of the project folder}, what the message says)
+HYDRA_ERRORS = {
+    "override with no key": (["recipe=model", "=3"], {}, ["override '=3'", "no key before '='", *FORMS]),
+    "add with no key": (["recipe=model", "+=x"], {}, ["override '+=x'", "no key before '='", *FORMS]),
+    "override with no '='": (["recipe=model", "max_iter"], {}, ["override 'max_iter'", "no '='", *FORMS]),
+    "value that does not parse": (["recipe=model", "model.params.C=["], {},
+                                  ["override 'model.params.C=['", "cannot read it", *FORMS, "a list [a,b]"]),
+    "change a key that is not there": (["recipe=model", "model.params.Cc=2"], {}, [
+        "model.params.Cc: there is no key 'Cc' to change", "did you mean 'C'? allowed: C, max_iter",
+        "to add it, write '+model.params.Cc=2'", "(from override 'model.params.Cc=2')"]),
+    "change a root key that is not there": (["recipe=model", "nosuch.key=1"], {}, [
+        "nosuch.key: there is no key 'nosuch' to change",  # Hydra's own settings (hydra.*) are not offered
+        "allowed: data, description, environment, evaluate, mlflow, model, name, output, preprocess, serving, source, task;",
+        "(from override 'nosuch.key=1')"]),
+    "delete a key that is not there": (["recipe=model", "~model.params.tol"], {}, [
+        "model.params.tol: there is no such key to delete", "allowed: C, max_iter", "(from override '~model.params.tol')"]),
+    "delete a key by the wrong value": (["recipe=model", "~name=other"], {}, [
+        "name: its value is breast_cancer, not other", "write '~name'", "(from override '~name=other')"]),
+    "add a key that is there": (["recipe=model", "+name=x"], {}, [
+        "name: already has a value", "'name=x'", "'++name=x'", "(from override '+name=x')"]),
+    "a list where a mapping is": (["recipe=model", "data=[1]"], {}, [
+        "data: it holds a mapping and cannot take a list; give a mapping", "(from override 'data=[1]')"]),
+    "a sweep without -m": (["recipe=model", "model.params.C=1,2"], {}, [
+        "model.params.C: several values make a sweep", "add -m", "model.params.C=[1,2]", "(from override 'model.params.C=1,2')"]),
+    "a group given a number": (["recipe=model", "env=3"], {}, [
+        "env: 3 is not an option name", "write env=NAME; allowed: dev, local, prod", "(from override 'env=3')"]),
+    "a group added twice": (["recipe=model", "+env=prod"], {}, ["env: an option is chosen already", "write 'env=prod'",
+                                                                 "(from override '+env=prod')"]),
+    "a group force-added": (["recipe=model", "++env=prod"], {}, ["env: '++' does not apply to a config group",
+                                                                  "write 'env=prod'", "(from override '++env=prod')"]),
+    "an unknown env": (["recipe=model", "env=prdo"], {}, [
+        "env: there is no env option 'prdo'; did you mean 'prod'? (from override 'env=prdo')",
+        "Available options in 'env':", "\tdev", "\tlocal", "\tprod"]),
+    "an unknown recipe": (["recipe=nosuch"], {}, [
+        "recipe: there is no recipe option 'nosuch' (from override 'recipe=nosuch')", "\tboosting/breast_cancer_xgb", "\tmodel"]),
+    "a misspelt nested recipe": (["recipe=boosting/breast_cancer_xgbb"], {}, [
+        "there is no recipe option 'boosting/breast_cancer_xgbb'; did you mean 'boosting/breast_cancer_xgb'?"]),
+    "an unknown env named by config.yaml": (["recipe=model"], {"conf/config.yaml": lambda p: (
+        p / "conf" / "config.yaml").read_text().replace("env: local", "env: laptop")}, [
+        "env: there is no env option 'laptop'", "(from conf/config.yaml)", "\tlocal"]),
+    "an unset variable in an override": (["recipe=model", f"mlflow.tracking_uri=${{oc.env:{UNSET}}}"], {}, [
+        f"mlflow.tracking_uri: environment variable {UNSET} is not set", f"give a default: ${{oc.env:{UNSET},DEFAULT}}",
+        f"(from override 'mlflow.tracking_uri=${{oc.env:{UNSET}}}')"]),
+    "an unset variable in an env file": (["recipe=model", "env=vault"], {"conf/env/vault.yaml": VAULT_ENV}, [
+        f"mlflow.tracking_uri: environment variable {UNSET} is not set", "(from conf/env/vault.yaml)"]),
+    "an unset variable in an env file, with --cfg job --resolve": (
+        ["recipe=model", "env=vault", "--cfg", "job", "--resolve"], {"conf/env/vault.yaml": VAULT_ENV}, [
+            f"mlflow.tracking_uri: environment variable {UNSET} is not set", "(from conf/env/vault.yaml)"]),
+    "an unset variable in a recipe file": (["recipe=secret"], {"recipes/secret.yaml": lambda p: (
+        p / "recipes" / "model.yaml").read_text().replace("source: data/breast_cancer.csv", f"source: ${{oc.env:{UNSET}}}")}, [
+        f"data.source: environment variable {UNSET} is not set", "(from recipes/secret.yaml)"]),
+    "an interpolation to a key that is not there": (["recipe=model", "mlflow.experiment=${nope.key}"], {}, [
+        "mlflow.experiment: ${nope.key} refers to a key that is not in the config",
+        "(from override 'mlflow.experiment=${nope.key}')"]),
+    "an unknown resolver": (["recipe=model", "name=${oc.nosuch:x}"], {}, [
+        "name: unknown resolver 'oc.nosuch'", "oc.env", "(from override 'name=${oc.nosuch:x}')"]),
+}
+
+
+@pytest.mark.parametrize("case", HYDRA_ERRORS, ids=list(HYDRA_ERRORS))
+def test_hydra_and_omegaconf_errors_read_like_mmps_own(project, mmp, monkeypatch, case):
+    words, files, fragments = HYDRA_ERRORS[case]
+    monkeypatch.delenv(UNSET, raising=False)
+    for rel, text in files.items():
+        (project / rel).write_text(text(project) if callable(text) else text)
+    result = mmp("compile", *words)
+    assert result.code == 2, result.out + result.err
+    assert result.err.startswith("mmp: error:") and "Traceback" not in result.err
+    missing = [f for f in fragments if f not in result.err]
+    assert not missing, f"{missing} not in:\n{result.err}"
+
+
+def test_an_override_with_no_key_names_it_and_the_forms(project, mmp):
+    result = mmp("compile", "recipe=model", "=3")
+    assert result.code == 2
+    assert "Config group override must be a string" not in result.err
+    assert result.err.startswith("mmp: error: override '=3': there is no key before '='; the forms are key=value")
+
+
+def test_an_unset_variable_in_a_sweep_job_names_the_key(project, mmp, monkeypatch):
+    monkeypatch.delenv(UNSET, raising=False)
+    result = mmp("compile", "-m", "recipe=model", "model.params.C=0.5,1.0", f"mlflow.tracking_uri=${{oc.env:{UNSET}}}")
+    assert result.code == 2
+    assert f"mlflow.tracking_uri: environment variable {UNSET} is not set" in result.err
+
+
+def test_deleting_a_credential_by_the_wrong_value_does_not_show_the_credential(project, mmp):
+    result = mmp("compile", "recipe=model", "+source.storage_options.key=AKIA-not-to-be-shown",
+                 "~source.storage_options.key=guess")
+    assert result.code == 2
+    assert "source.storage_options.key: its value is ***, not guess" in result.err
+    assert "AKIA-not-to-be-shown" not in result.err
