@@ -1,8 +1,9 @@
 """Keep secrets out of what mmp prints and logs.
 
 A value is secret when
-- the config takes it from the environment (`${oc.env:VAR}`): shown as that interpolation;
-- its key looks like a credential (password, token, secret, api_key, ...);
+- its key looks like a credential (password, token, secret, api_key, ...), or it comes from an
+  environment variable whose name does (`${oc.env:DB_PASSWORD}`); a value taken from the
+  environment is always shown as its interpolation;
 - it sits under a connection-settings section (`storage_options`, `headers`, `connection`,
   `credentials`, ...), unless its key is on a short allow-list of settings that are never
   secret (`endpoint_url`, `region_name`, `anon`, ...): an S3 access key id (`key`), an Azure
@@ -81,11 +82,14 @@ def _mask_leaves(raw: Any, resolved: Any, secrets: set[str], key: str, in_sectio
         return [_mask_leaves(r, v, secrets, key if whole else "", whole) for r, v in zip(raw, resolved)]
     if isinstance(resolved, str):
         secrets.update(url_secrets(resolved))
-    if isinstance(raw, str) and "${oc.env:" in raw:
-        # Only what the environment really holds is secret; a default written in the file is not.
-        secrets.update(os.environ[var] for var in _ENV_REF.findall(raw) if os.environ.get(var))
-        return raw
     secret = not names_a_variable and (is_secret_key(lowered) or (in_section and lowered not in NOT_SECRET))
+    if isinstance(raw, str) and "${oc.env:" in raw:
+        # Shown as the interpolation. What the environment holds is a secret where the key or the
+        # variable's name says so (a tracking URI from MLFLOW_TRACKING_URI is not; DB_PASSWORD is).
+        for var in _ENV_REF.findall(raw):
+            if os.environ.get(var) and (secret or is_secret_key(var)):
+                secrets.add(os.environ[var])
+        return raw
     if secret and resolved not in (None, "") and not isinstance(resolved, bool):
         secrets.add(str(resolved))
         return MASK
@@ -100,15 +104,22 @@ def scrub(value: Any, secrets: set[str] | frozenset[str] = frozenset()) -> Any:
     if isinstance(value, list):
         return [scrub(v, secrets) for v in value]
     if isinstance(value, str):
-        text = _URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], value)
-        text = _QUERY_SECRET.sub(lambda m: m["head"] + MASK, text)
-        if "${oc.env:" in text:
-            return text  # the interpolation itself names the variable, not its value
-        for secret in sorted(set(secrets) | _KNOWN, key=len, reverse=True):
-            if len(secret) >= 4:
-                text = text.replace(secret, MASK)
-        return text
+        # `${oc.env:VAR}` names the variable, not its value: keep those pieces as written.
+        pieces = _INTERPOLATION.split(value)
+        return "".join(piece if piece.startswith("${oc.env:") else _scrub_text(piece, secrets) for piece in pieces)
     return value
+
+
+_INTERPOLATION = re.compile(r"(\$\{oc\.env:[^}]*\})")
+
+
+def _scrub_text(text: str, secrets: set[str] | frozenset[str]) -> str:
+    text = _URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], text)
+    text = _QUERY_SECRET.sub(lambda m: m["head"] + MASK, text)
+    for secret in sorted(set(secrets) | _KNOWN, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    return text
 
 
 def url_secrets(uri: str) -> list[str]:

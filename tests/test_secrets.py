@@ -71,6 +71,10 @@ def test_planted_secrets_never_appear_in_output_or_in_mlflow(project, http_data,
         "train-url": ["train", "recipe=iris", "-d", url, "mlflow.tracking_uri=./mlruns-url"],
         "train-missing": ["train", "recipe=iris", "env=leaky", "-d", f"{http_data}/no/such.csv"],
         "verbose-failure": ["--verbose", "train", "recipe=iris", "-d", url, "data.target=nosuch"],
+        "cfg-job": ["compile", "recipe=iris", "env=leaky", "--cfg", "job"],
+        "cfg-job-resolved": ["compile", "recipe=iris", "env=leaky", "-d", url, "--cfg", "job", "--resolve"],
+        "cfg-hydra": ["compile", "recipe=iris", "env=leaky", "-d", url, "--cfg", "hydra"],
+        "info-config": ["compile", "recipe=iris", "env=leaky", "--info", "config"],
     }.items():
         results[name] = run_mmp(*args, cwd=project, env=env)
     assert results["train"].code == 0 and results["train-url"].code == 0, results["train"].err + results["train-url"].err
@@ -91,3 +95,4 @@ def test_planted_secrets_never_appear_in_output_or_in_mlflow(project, http_data,
     assert "key: '***'" in config and "account_key: '***'" in config and "${oc.env:MMP_TEST_DB_PW}" in config
     assert "region_name: eu-west-1" in config  # not secret, kept
     assert "planteduser:***@" in results["compile-url"].out
+    assert "key: '***'" in results["cfg-job"].out or "key: ***" in results["cfg-job"].out

@@ -272,7 +272,9 @@ def check_env(request: Any, cfg: Any):
     from omegaconf import OmegaConf
 
     from mmp.config.spec import ENV_KEYS, EnvSpec
+    from mmp.masking import masked_container
 
+    masked_container(cfg)  # learn this env's secrets, so nothing printed later shows them
     choices = dict(HydraConfig.get().runtime.choices)
     config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ENV_KEYS}
     problems = schema_problems(config, lambda path: request.origin(path, choices), spec=EnvSpec)

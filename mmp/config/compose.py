@@ -8,6 +8,8 @@ itself composes, so every override form, `--cfg job`, `--resolve` and `-m` behav
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
 import json
 import os
 import sys
@@ -333,20 +335,67 @@ def run(request: Request, task: Callable[[Any], Any], prog: str = "mmp") -> Any:
 
     task_function.__module__ = "mmp"
     main = hydra.main(version_base=None, config_path=str(request.conf_dir), config_name="config")(task_function)
-    with _environment(request):
-        sys.argv = [prog, *request.hydra_flags, *request.overrides]
-        try:
+    printed = io.StringIO() if _prints_config(request) else None
+    if printed is not None:
+        _learn_secrets(request, prog)
+    try:
+        with _environment(request), \
+                contextlib.redirect_stdout(printed) if printed is not None else contextlib.nullcontext():
+            sys.argv = [prog, *request.hydra_flags, *request.overrides]
             main()
-        except _TaskError as exc:
-            raise exc.__cause__ from None
-        except (HydraException, OmegaConfBaseException) as exc:
-            raise UserError(hydra_errors.message(exc, request)) from exc
-        except ValueError as exc:  # a group given a number (env=3), or Hydra's flag checks (--resolve without --cfg)
-            group_value = str(exc).startswith("Config group override")
-            raise UserError(hydra_errors.message(exc, request) if group_value else str(exc)) from exc
+    except _TaskError as exc:
+        raise exc.__cause__ from None
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise UserError(hydra_errors.message(exc, request)) from exc
+    except ValueError as exc:  # a group given a number (env=3), or Hydra's flag checks (--resolve without --cfg)
+        group_value = str(exc).startswith("Config group override")
+        raise UserError(hydra_errors.message(exc, request) if group_value else str(exc)) from exc
+    finally:
+        if printed is not None:  # Hydra's --cfg / --info print the config: never a secret in clear
+            _print_scrubbed(printed)
     if failures:
         raise failures[0]
     return results[-1] if results else None
+
+
+# Hydra flags that print the composed config (with their value-taking companions).
+_PRINTING_FLAGS = {"--cfg": True, "--package": True, "--info": None, "-i": None, "--resolve": False}
+
+
+def _print_scrubbed(printed: io.StringIO) -> None:
+    """What Hydra's --cfg / --info printed, with every secret masked, on the real stdout."""
+    from mmp.masking import scrub
+
+    text = scrub(printed.getvalue())
+    print(text, end="")
+
+
+def _prints_config(request: Request) -> bool:
+    return any(flag.split("=", 1)[0] in ("--cfg", "--info", "-i") for flag in request.hydra_flags)
+
+
+def _learn_secrets(request: Request, prog: str) -> None:
+    """Compose once without the printing flags and mask the result, so that every secret value of
+    this config is known to `scrub` before Hydra prints the config its own way."""
+    from mmp.masking import masked_container
+
+    flags, i = [], 0
+    while i < len(request.hydra_flags):
+        flag = request.hydra_flags[i]
+        name = flag.split("=", 1)[0]
+        takes = _PRINTING_FLAGS.get(name, False)
+        if name in _PRINTING_FLAGS:
+            nxt = request.hydra_flags[i + 1] if i + 1 < len(request.hydra_flags) else None
+            if "=" not in flag and nxt is not None and (takes is True or (takes is None and nxt in _INFO_TOPICS)):
+                i += 1
+        else:
+            flags.append(flag)
+        i += 1
+    quiet = dataclasses.replace(request, hydra_flags=flags)
+    try:
+        run(quiet, masked_container, prog)
+    except UserError:
+        pass  # the real run reports it
 
 
 def _job_error(exc: BaseException, request: Request) -> UserError:
