@@ -35,6 +35,10 @@ def read_frame(uri: str, fmt: str | None = None, storage_options: dict[str, Any]
     try:
         with fsspec.open(uri, "rb", **(storage_options or {})) as f:
             if fmt == "csv":
+                problem = ragged_row(f)
+                if problem:
+                    raise UserError(f"data.source: {uri}: {problem}")
+                f.seek(0)
                 return pl.read_csv(f, columns=columns, n_rows=n_rows, infer_schema_length=10_000)
             if fmt == "parquet":
                 frame = pl.read_parquet(f, columns=columns, n_rows=n_rows)
@@ -119,9 +123,13 @@ def is_local_fs(fs: Any) -> bool:
 def _polars_tables(path: str, fmt: str, chunk_rows: int, column_types: dict[str, str]):
     import polars as pl
 
+    shape_check = None
     if fmt == "csv":
         overrides = {c: pl.Float64 if kind == "float" else pl.Utf8 for c, kind in column_types.items()}
         frame = pl.scan_csv(path, schema_overrides=overrides, infer_schema_length=10_000)
+        # polars reads a short row as trailing nulls; pyarrow, which refuses one, checks the file
+        # in a thread beside the prediction, and the stream fails at its end if a row is ragged.
+        shape_check = _in_thread(_ragged_row_of_path, path)
     elif fmt == "parquet":
         frame = pl.scan_parquet(path)
     else:
@@ -129,6 +137,61 @@ def _polars_tables(path: str, fmt: str, chunk_rows: int, column_types: dict[str,
     for batch in frame.collect_batches(chunk_size=chunk_rows):
         if batch.height:
             yield batch.to_arrow()
+    problem = shape_check.result() if shape_check is not None else None
+    if problem:
+        raise UserError(f"-d {path}: {problem}")
+
+
+def _in_thread(function: Any, *args: Any) -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmp-csv-check")
+    future = pool.submit(function, *args)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _ragged_row_of_path(path: str) -> str | None:
+    with open(path, "rb") as f:
+        return ragged_row(f)
+
+
+def ragged_row(handle: Any) -> str | None:
+    """Where a CSV file's first row with more or fewer fields than its header is, in words
+    ('line 7 has 3 fields, the header has 5: ...'), or None when every row fits. Reads `handle`
+    to its end (parsing only, on all cores; the file is read again, on one core, to name the
+    line only when there is such a row)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    def first_bad(threads: bool) -> Any:
+        found: list = []
+
+        def handler(row: Any) -> str:
+            found.append(row)
+            return "error"
+
+        handle.seek(0)
+        first = handle.readline().decode("utf-8", "replace").strip().split(",")[0].strip('"')
+        handle.seek(0)
+        try:
+            reader = pacsv.open_csv(handle, read_options=pacsv.ReadOptions(use_threads=threads, block_size=8 << 20),
+                                    parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+                                    convert_options=pacsv.ConvertOptions(include_columns=[first],
+                                                                         column_types={first: pa.string()}))
+            for _ in reader:
+                pass
+        except (pa.ArrowInvalid, pa.ArrowKeyError):
+            pass  # what the handler did not see (a bad header) is for the real reader to report
+        return found[0] if found else None
+
+    row = first_bad(threads=True)
+    if row is None:
+        return None
+    row = first_bad(threads=False) or row
+    where = f"line {row.number}" if row.number else "a row"
+    return (f"{where} has {row.actual_columns} field{'s' if row.actual_columns != 1 else ''}, the header has "
+            f"{row.expected_columns}: {row.text[:120]!r}; fix or remove that row (a truncated line?)")
 
 
 def _csv_batches(handle, column_types: dict[str, str]):
