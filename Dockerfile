@@ -4,24 +4,36 @@
 #   docker run IMAGE batch-inference --run-id X -d gs://bucket/data.csv
 #   docker run IMAGE train -r /app/recipes/model.yaml -d gs://bucket/train.csv
 # In Kubernetes, mount a ConfigMap over /app/conf to change settings without a rebuild.
-ARG PYTHON_VERSION=3.11
+# The base image, pinned by the digest of its multi-architecture index (linux/amd64 and arm64) so
+# every build starts from the same bytes. Moving it to a newer release: docs/deploy.md.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
-FROM python:${PYTHON_VERSION}-slim AS build
-# ml-extras,cloud-extras (recommended) | cloud-extras,torch-extras (deep learning) | all
+FROM ${PYTHON_IMAGE} AS build
+# ml-extras,cloud-extras (recommended, the locked set every image holds) | cloud-extras,torch-extras or all
+# (deep learning: adds torch)
 ARG EXTRAS=ml-extras,cloud-extras
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-COPY pyproject.toml README.md ./
+COPY requirements/ requirements/
 COPY scripts/constraints.txt scripts/constraints.txt
+# Every dependency of mmp[ml-extras,cloud-extras] and the build backend, at the locked version and
+# checked against its hash (scripts/lock.sh writes the lock from pyproject.toml). Then torch, only
+# ever the CPU build: its index serves 2.13.0+cpu, which the constraint pin admits; the lock has no
+# torch, so that step resolves, held to the locked versions, and checks no hashes.
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/image.txt \
+    && case ",${EXTRAS}," in *,torch-extras,*|*,all,*) \
+        pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu \
+            -c scripts/constraints.txt -c requirements/image-pins.txt torch ;; \
+    esac
+COPY pyproject.toml README.md ./
 COPY hydra_plugins/ hydra_plugins/
 COPY mmp/ mmp/
-# torch only ever as the CPU build: its index serves 2.13.0+cpu, which the constraint pin admits.
-RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu \
-        -c scripts/constraints.txt ".[${EXTRAS}]"
+# mmp itself, built with the locked setuptools and resolving nothing; pip check fails on a gap in the lock.
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . && pip check
 
-FROM python:${PYTHON_VERSION}-slim AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --gid 10001 mmp && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin mmp
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \

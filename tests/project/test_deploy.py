@@ -8,15 +8,23 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.conftest import REPO, Server, clean_env, run_mmp, write_configmap
 
 EXAMPLES = REPO / "docs" / "examples"
+LOCK, PINS = REPO / "requirements" / "image.txt", REPO / "requirements" / "image-pins.txt"
+# The image's platform, where the lock's markers are evaluated.
+IMAGE_PLATFORM = {"python_version": "3.11", "python_full_version": "3.11.14", "sys_platform": "linux",
+                  "platform_system": "Linux", "os_name": "posix", "implementation_name": "cpython",
+                  "platform_python_implementation": "CPython", "extra": ""}
 
 
 @pytest.mark.parametrize("source", ["repository", "mmp init"])
@@ -33,20 +41,36 @@ def test_dockerfile_passes_hadolint(source, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def dockerfile_instructions() -> list[tuple[str | None, str, str]]:
+    """(stage, keyword, arguments) for each instruction of the repository's Dockerfile, continued lines joined."""
+    found, stage, text = [], None, ""
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        if line.endswith("\\"):
+            text += line[:-1]
+            continue
+        keyword, _, arguments = (text + line).strip().partition(" ")
+        text = ""
+        if keyword == "FROM":
+            stage = arguments.split(" AS ")[-1].strip()
+        if keyword:
+            found.append((stage, keyword, arguments.strip()))
+    return found
+
+
 def dockerfile_copies(stage: str) -> list[str]:
     """The source paths of the COPY instructions in one stage of the repository's Dockerfile."""
-    sources, current = [], None
-    for line in (REPO / "Dockerfile").read_text().splitlines():
-        if line.startswith("FROM "):
-            current = line.split(" AS ")[-1].strip()
-        elif line.startswith("COPY ") and current == stage and "--from=" not in line:
-            words = [w for w in line.split()[1:] if not w.startswith("--")]
-            sources += words[:-1]
+    sources = []
+    for current, keyword, arguments in dockerfile_instructions():
+        if keyword == "COPY" and current == stage and "--from=" not in arguments:
+            sources += [w for w in arguments.split() if not w.startswith("--")][:-1]
     return sources
 
 
 def test_image_content_installs_and_runs_from_an_app_folder(tmp_path):
-    """No Docker engine here: build the image's content by hand from what the Dockerfile copies."""
+    """No Docker engine here: build the image's content by hand, running the build stage's own RUN lines
+    on a copy of exactly what it copies (the venv in a temporary folder, torch's index left out)."""
     context = tmp_path / "context"
     for source in dockerfile_copies("build"):
         src, dest = REPO / source, context / source
@@ -57,10 +81,13 @@ def test_image_content_installs_and_runs_from_an_app_folder(tmp_path):
             shutil.copyfile(src, dest)
     extras = re.search(r"ARG EXTRAS=(\S+)", (REPO / "Dockerfile").read_text()).group(1)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "-c", "scripts/constraints.txt", f".[{extras}]"],
-                             cwd=context, capture_output=True, text=True, timeout=900)
-    assert install.returncode == 0, install.stderr[-3000:]
+    path = os.pathsep.join([str(venv / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]])
+    for stage, keyword, command in dockerfile_instructions():
+        if stage == "build" and keyword == "RUN":
+            command = command.replace("/opt/venv", str(venv)).replace("--extra-index-url https://download.pytorch.org/whl/cpu", "")
+            ran = subprocess.run(["sh", "-c", command], cwd=context, env=clean_env(PATH=path, EXTRAS=extras),
+                                 capture_output=True, text=True, timeout=900)
+            assert ran.returncode == 0, f"{command}\n{ran.stdout[-2000:]}{ran.stderr[-3000:]}"
     app = tmp_path / "app"
     for source in dockerfile_copies("runtime"):
         shutil.copytree(REPO / source, app / source)
@@ -76,6 +103,106 @@ def test_image_content_installs_and_runs_from_an_app_folder(tmp_path):
     # the installed package carries mmp init's templates
     assert subprocess.run([mmp, "init", str(tmp_path / "fresh")], env=env, capture_output=True).returncode == 0
     assert (tmp_path / "fresh" / "conf" / "env" / "prod.yaml").is_file() and (tmp_path / "fresh" / ".dockerignore").is_file()
+
+
+def locked(text: str) -> dict[str, tuple[str, int]]:
+    """Each `name==version` entry of a lock or pins file: canonical name -> (version, number of hashes)."""
+    entries, name = {}, None
+    for line in text.splitlines():
+        if pin := re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line):
+            name = canonicalize_name(pin.group(1))
+            entries[name] = (pin.group(2), 0)
+        elif "--hash=sha256:" in line and name:
+            entries[name] = (entries[name][0], entries[name][1] + 1)
+    return entries
+
+
+def locked_extras(text: str) -> list[str]:
+    """The extras a lock or pins file was made for, from its `# extras:` header line."""
+    return re.search(r"^# extras: (\S+)$", text, re.M).group(1).split(",")
+
+
+def lock_gaps(pyproject: dict, lock: str) -> list[str]:
+    """Each requirement of the build backend, the base dependencies and the lock's extras that the lock
+    lacks or pins outside its specifier."""
+    optional = pyproject["project"].get("optional-dependencies", {})
+    wanted = pyproject["build-system"]["requires"] + pyproject["project"]["dependencies"]
+    wanted += [r for extra in locked_extras(lock) for r in optional[extra]]
+    versions, gaps, seen = locked(lock), [], set()
+    while wanted:
+        requirement = Requirement(wanted.pop())
+        name = canonicalize_name(requirement.name)
+        if str(requirement) in seen or (requirement.marker and not requirement.marker.evaluate(IMAGE_PLATFORM)):
+            continue
+        seen.add(str(requirement))
+        if name == canonicalize_name(pyproject["project"]["name"]):  # mmp[...] inside an extra
+            wanted += [r for extra in requirement.extras for r in optional[extra]]
+        elif name not in versions:
+            gaps.append(f"{requirement} is not locked")
+        elif not requirement.specifier.contains(versions[name][0], prereleases=True):
+            gaps.append(f"{requirement} but the lock has {versions[name][0]}")
+    return gaps
+
+
+def test_lock_holds_every_dependency_of_the_image_at_an_allowed_version():
+    lock = LOCK.read_text()
+    assert locked_extras(lock) == re.search(r"ARG EXTRAS=(\S+)", (REPO / "Dockerfile").read_text()).group(1).split(",")
+    gaps = lock_gaps(tomllib.loads((REPO / "pyproject.toml").read_text()), lock)
+    assert not gaps, f"requirements/image.txt is out of step with pyproject.toml; run scripts/lock.sh: {gaps}"
+    versions = locked(lock)
+    constraints = locked((REPO / "scripts" / "constraints.txt").read_text())
+    assert {n: v for n, (v, _) in constraints.items() if n in versions} == {n: versions[n][0] for n in constraints if n in versions}
+
+
+def test_a_dependency_added_without_relocking_is_reported():
+    lock = LOCK.read_text()
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    pyproject["project"]["dependencies"].append("left-pad>=1.0")
+    pyproject["project"]["optional-dependencies"]["ml-extras"].append("lightgbm>=999")
+    assert sorted(lock_gaps(pyproject, lock)) == ["left-pad>=1.0 is not locked",
+                                                  f"lightgbm>=999 but the lock has {locked(lock)['lightgbm'][0]}"]
+
+
+def test_every_locked_package_has_a_hash_and_none_is_a_cuda_build():
+    entries = locked(LOCK.read_text())
+    assert [name for name, (_, hashes) in entries.items() if not hashes] == []
+    assert [name for name in entries if name == "torch" or re.match(r"nvidia-.*-cu\d+$", name)] == []
+
+
+def test_install_pins_are_the_lock_without_hashes():
+    pins = PINS.read_text()
+    assert locked_extras(pins) == locked_extras(LOCK.read_text())
+    assert {n: v for n, (v, _) in locked(pins).items()} == {n: v for n, (v, _) in locked(LOCK.read_text()).items()}
+    assert "--hash" not in pins
+    assert "-c requirements/image-pins.txt" in (REPO / "scripts" / "install.sh").read_text()
+
+
+def test_base_image_is_pinned_by_digest_in_both_dockerfiles():
+    images = {re.search(r"^ARG PYTHON_IMAGE=(\S+)$", path.read_text(), re.M).group(1)
+              for path in (REPO / "Dockerfile", REPO / "mmp" / "project" / "template" / "Dockerfile")}
+    assert len(images) == 1 and re.fullmatch(r"python:3\.11\.\d+-slim-\w+@sha256:[0-9a-f]{64}", images.pop())
+    for path in (REPO / "Dockerfile", REPO / "mmp" / "project" / "template" / "Dockerfile"):
+        assert re.findall(r"^FROM (\S+)", path.read_text(), re.M) == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"], path
+
+
+def dockerignore_admits(path: str) -> bool:
+    """Whether .dockerignore lets `path` into the build context: the last pattern matching it or a parent
+    folder decides (`*` stays within one folder, `**` crosses them)."""
+    parts, admitted = path.strip("/").split("/"), True
+    for line in (REPO / ".dockerignore").read_text().splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        glob = pattern.lstrip("!").strip("/")
+        regex = re.escape(glob).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        if any(re.fullmatch(regex, "/".join(parts[:i])) for i in range(1, len(parts) + 1)):
+            admitted = pattern.startswith("!")
+    return admitted
+
+
+def test_build_context_holds_what_the_dockerfile_copies():
+    missing = [source for stage in ("build", "runtime") for source in dockerfile_copies(stage) if not dockerignore_admits(source)]
+    assert missing == [], f".dockerignore keeps {missing} out of the build context"
 
 
 def manifests() -> list[tuple[str, dict]]:
