@@ -44,8 +44,9 @@ class RowSchema:
                     errors.append(FieldError(prefix + column, f"expected a number, got {_kind(value)}"))
                 elif isinstance(value, float) and not math.isfinite(value):
                     errors.append(FieldError(prefix + column, f"expected a finite number, got {value}"))
-                elif abs(value) > FLOAT32_MAX:
-                    errors.append(FieldError(prefix + column, f"number out of range: {value:g} (allowed: within ±3.4e38)"))
+                elif abs(value) > FLOAT32_MAX:  # exact for ints of any size: Python compares them without float()
+                    errors.append(FieldError(prefix + column,
+                                             f"number out of range: {_number(value)} (allowed: within ±3.4e38)"))
             elif not isinstance(value, str):
                 errors.append(FieldError(prefix + column, f"expected text, got {_kind(value)}"))
         return errors
@@ -64,7 +65,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     if isinstance(value, (int, float)):
-        return f"number {value}"
+        return f"number {_number(value)}"
     if isinstance(value, str):
         return f"text {value[:40]!r}"
     if isinstance(value, list):
@@ -72,3 +73,11 @@ def _kind(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+def _number(value: int | float) -> str:
+    """A number as a message shows it: a long integer by its first digits and its length."""
+    if isinstance(value, int) and abs(value) > 10**20:
+        digits = len(str(abs(value)))  # bounded: the body parser refuses integers over 1000 digits
+        return f"{'-' if value < 0 else ''}{str(abs(value))[:3]}... (an integer of {digits} digits)"
+    return str(value)

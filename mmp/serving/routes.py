@@ -13,15 +13,17 @@ Bad input gets a 4xx JSON error naming the field; it never reaches the model.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
+from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
+from mmp.serving import request_body
+from mmp.serving.middleware import internal_error
 from mmp.serving.request_schema import FieldError, RowSchema
 
 log = logging.getLogger("mmp.serve")
@@ -39,6 +41,7 @@ class ServingState:
     error: str | None = None
     loaded: threading.Event = field(default_factory=threading.Event)
     batcher: Any = None
+    drain: Any = None  # the worker's Drain: once started, /ready says so
 
     @property
     def ready(self) -> bool:
@@ -136,16 +139,45 @@ def error(status: int, kind: str, message: str, fields: list[FieldError] | None 
 
 
 async def read_json(request: Any, max_bytes: int) -> tuple[Any, Any]:
-    """(parsed body, None) or (None, error response): size, then JSON syntax."""
+    """(parsed body, None) or (None, error response): size, then JSON syntax, nesting and number length."""
     body = await request.body()
     if len(body) > max_bytes:
         return None, error(413, "body_too_large", f"the body has {len(body)} bytes; the limit is {max_bytes}")
     if not body.strip():
         return None, error(400, "empty_body", "send a JSON object")
     try:
-        return json.loads(body), None
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, error(400, "invalid_json", f"the body is not valid JSON: {exc}")
+        return request_body.parse(body), None
+    except request_body.BodyError as exc:
+        return None, error(400, exc.kind, exc.message)
+
+
+class FieldErrorBody(BaseModel):
+    """One problem with one field of the request (`samples[3].age`)."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of mmp's 4xx and 5xx responses: a code, a sentence, and the fields at fault where there are any."""
+
+    error: str
+    message: str
+    fields: list[FieldErrorBody] = []
+
+
+ERROR_STATUSES = {
+    400: "the body is not JSON, is empty, nests too deep or holds too long a number",
+    401: "no or a wrong bearer token",
+    413: "the body or the batch is larger than the limit",
+    422: "the JSON does not fit the model: a field missing, of the wrong type or out of range",
+    503: "the model is not loaded (yet), or the worker is shutting down",
+}
+
+
+def _documented(*statuses: int) -> dict[int, dict]:
+    """OpenAPI `responses` for the error statuses a route can send, each with the ErrorBody schema."""
+    return {status: {"model": ErrorBody, "description": ERROR_STATUSES[status]} for status in statuses}
 
 
 def create_app(state: ServingState):
@@ -156,6 +188,8 @@ def create_app(state: ServingState):
     row_schema = state.schema.json_schema()
     app = FastAPI(title=f"mmp: {state.info.get('name', 'model')}", version=str(state.info.get("mmp_version", "")),
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+    app.add_exception_handler(Exception, json_500)
+    guarded = (401,) if (settings.get("auth") or {}).get("token_env") else ()
 
     def not_ready() -> Any:
         if state.error:
@@ -166,13 +200,18 @@ def create_app(state: ServingState):
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="readiness", responses={503: {"description": "model not loaded yet"}})
+    @app.get("/ready", summary="readiness", responses=_documented(503))
     async def ready() -> Any:
+        if state.drain is not None and state.drain.started:
+            return error(503, "shutting_down", "this worker is finishing its last requests; send new ones elsewhere")
         if not state.ready:
             return not_ready()
         return {"status": "ready", "model_uri": state.model_uri, "model_name": state.info.get("name")}
 
-    @app.post("/predict", summary="predict one record", openapi_extra=_body({"$ref": "#/components/schemas/Row"}))
+    # Schemas are written out, not referenced: BentoML's /docs.json rebuilds the document from the
+    # routes and would drop a schema that only this app's /openapi.json adds to its components.
+    @app.post("/predict", summary="predict one record", openapi_extra=_body(row_schema),
+              responses=_documented(400, *guarded, 413, 422, 503))
     async def predict(request: Request) -> Any:
         if not state.ready:
             return not_ready()
@@ -188,9 +227,10 @@ def create_app(state: ServingState):
         return JSONResponse({**with_entities(state, [row], results)[0], "model_uri": state.model_uri})
 
     batch_schema = {"type": "object", "required": ["samples"], "properties": {
-        "samples": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {"$ref": "#/components/schemas/Row"}}}}
+        "samples": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": row_schema}}}
 
-    @app.post("/predict/batch", summary="predict many records", openapi_extra=_body(batch_schema))
+    @app.post("/predict/batch", summary="predict many records", openapi_extra=_body(batch_schema),
+              responses=_documented(400, *guarded, 413, 422, 503))
     async def predict_batch(request: Request) -> Any:
         if not state.ready:
             return not_ready()
@@ -216,11 +256,12 @@ def create_app(state: ServingState):
         return JSONResponse({"predictions": with_entities(state, samples, results), "model_uri": state.model_uri,
                              "sample_count": len(results)})
 
-    @app.get("/model/info", summary="run id, recipe, params and metrics of the served model")
+    @app.get("/model/info", summary="run id, recipe, params and metrics of the served model",
+             responses=_documented(*guarded))
     async def model_info() -> dict:
         return state.info
 
-    @app.get("/model/schema", summary="input columns and types; output columns")
+    @app.get("/model/schema", summary="input columns and types; output columns", responses=_documented(*guarded))
     async def model_schema() -> dict:
         numeric = state.schema.numeric
         return {
@@ -237,6 +278,7 @@ def create_app(state: ServingState):
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = original_openapi()
+            # The row under its own name too, for clients that generate types from the document.
             schema.setdefault("components", {}).setdefault("schemas", {})["Row"] = row_schema
             app.openapi_schema = schema
         return app.openapi_schema
@@ -255,6 +297,11 @@ async def predict_or_explain(state: ServingState, rows: list[dict]) -> tuple[Any
     except (InputError, ValueError, ArithmeticError) as exc:
         log.warning("unpredictable input: %s", exc)
         return None, error(422, "unpredictable_input", f"the model cannot predict this input: {exc}")
+
+
+async def json_500(request: Request, exc: Exception) -> JSONResponse:
+    """A bug's 500 as JSON like every other error (the middleware logs the traceback and keeps the connection)."""
+    return JSONResponse(internal_error(request.scope.get("state", {}).get("request_id", "")), status_code=500)
 
 
 def _body(schema: dict) -> dict:

@@ -13,6 +13,7 @@ import threading
 
 import bentoml
 
+from mmp.serving.drain import Drain
 from mmp.serving.routes import ServingState, create_app
 from mmp.serving.middleware import RequestMiddleware, RequestMetrics
 from mmp.serving.request_schema import RowSchema
@@ -33,7 +34,7 @@ def _state() -> ServingState:
     info["environment"] = os.environ.get("MMP_ENVIRONMENT_NAME") or None  # where this service runs
     features = meta.get("features") or [c["name"] for c in json.loads(mlmodel["signature"]["inputs"])]
     return ServingState(model_dir=model_dir, info=info, settings=SETTINGS,
-                        schema=RowSchema(features, meta.get("numeric") or []))
+                        schema=RowSchema(features, meta.get("numeric") or []), drain=Drain())
 
 
 STATE = _state()
@@ -60,6 +61,9 @@ class MmpService:
     """Loads the model in a background thread; BentoML's /readyz and mmp's /ready follow it."""
 
     def __init__(self) -> None:
+        # BentoML builds the service at ASGI startup, on the main thread, after uvicorn set its
+        # SIGTERM handler: the drain goes in front of it (mmp.serving.drain says why).
+        STATE.drain.install()
         threading.Thread(target=STATE.load, name="mmp-model-load", daemon=True).start()
 
     def __is_ready__(self) -> bool:
@@ -71,4 +75,5 @@ MmpService.add_asgi_middleware(
     token_env=(SETTINGS.get("auth") or {}).get("token_env"),
     max_body_bytes=int(SETTINGS.get("max_body_bytes", 10 * 1024 * 1024)),
     metrics=RequestMetrics(),
+    drain=STATE.drain,
 )

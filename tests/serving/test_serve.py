@@ -63,6 +63,9 @@ def test_missing_values_and_extra_fields_are_fine(server):
     body = {**ROW, "petal_width_cm": None, "id": 17, "note": "ignored"}
     response = httpx.post(f"{server.url}/predict", json=body, timeout=30)
     assert response.status_code == 200 and response.json()["prediction"] in ("setosa", "versicolor", "virginica")
+    bracketed = {**ROW, "note": "[{" * 100 + '\\"' + "[" * 100, "tags": [["a"], ["b"]]}  # text brackets do not nest
+    response = httpx.post(f"{server.url}/predict/batch", json={"samples": [bracketed] * 3}, timeout=30)
+    assert response.status_code == 200 and response.json()["sample_count"] == 3
 
 
 def test_every_response_carries_a_request_id(server):
@@ -75,6 +78,9 @@ def test_every_response_carries_a_request_id(server):
 
 def raw(body: str) -> bytes:
     return body.encode()
+
+
+HUGE_INT = 10 ** 400  # a JSON integer of 401 digits: no float holds it
 
 
 BAD = [
@@ -93,6 +99,11 @@ BAD = [
     ("/predict", raw('{"sepal_length_cm": Infinity, "sepal_width_cm": 1, "petal_length_cm": 1, "petal_width_cm": 1}'), 422, "invalid_input", "sepal_length_cm"),
     ("/predict", raw('{"sepal_length_cm": -Infinity, "sepal_width_cm": 1, "petal_length_cm": 1, "petal_width_cm": 1}'), 422, "invalid_input", "sepal_length_cm"),
     ("/predict", json.dumps({**ROW, "petal_length_cm": 1e300}).encode(), 422, "invalid_input", "petal_length_cm"),
+    ("/predict", json.dumps({**ROW, "petal_length_cm": HUGE_INT}).encode(), 422, "invalid_input", "petal_length_cm"),
+    ("/predict", json.dumps({**ROW, "petal_length_cm": -HUGE_INT}).encode(), 422, "invalid_input", "petal_length_cm"),
+    ("/predict", json.dumps({**ROW, "sepal_width_cm": 10 ** 2000}).encode(), 400, "number_too_long", None),
+    ("/predict", b"[" * 15000, 400, "too_deep", None),
+    ("/predict", b'{"a":' * 3000 + b"1" + b"}" * 3000, 400, "too_deep", None),
     ("/predict", json.dumps({**ROW, "note": "x" * 30000}).encode(), 413, "body_too_large", None),
     ("/predict/batch", b"{}", 422, "invalid_input", "samples"),
     ("/predict/batch", json.dumps({"samples": ROW}).encode(), 422, "invalid_input", "samples"),
@@ -102,6 +113,8 @@ BAD = [
     ("/predict/batch", json.dumps({"samples": [42]}).encode(), 422, "invalid_input", "samples[0]"),
     ("/predict/batch", b"[1, 2", 400, "invalid_json", None),
     ("/predict/batch", json.dumps([ROW]).encode(), 422, "invalid_input", "samples"),
+    ("/predict/batch", json.dumps({"samples": [ROW, {**ROW, "sepal_length_cm": HUGE_INT}]}).encode(), 422, "invalid_input", "samples[1].sepal_length_cm"),
+    ("/predict/batch", b'{"samples": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "too_deep", None),
 ]
 
 
@@ -123,10 +136,71 @@ def test_wrong_method_unknown_route_and_form_bodies_are_4xx(server):
         assert client.get("/health").status_code == 200  # still alive after all of it
 
 
+def local_port(response: httpx.Response) -> int:
+    """The client-side port of the connection a response came on: the same port, the same connection."""
+    return response.extensions["network_stream"].get_extra_info("client_addr")[1]
+
+
+def test_the_connection_stays_usable_after_every_error_response(server):
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for path, body, status, _, _ in BAD + [("/no/such/route", b"{}", 404, None, None)]:
+            bad = client.post(path, content=body, headers={"Content-Type": "application/json"})
+            assert bad.status_code == status and "close" not in bad.headers.get("connection", ""), (path, body[:40])
+            good = client.post("/predict", json=ROW)  # a reset connection raises here
+            assert good.status_code == 200, (path, body[:40])
+            assert local_port(good) == local_port(bad), (path, body[:40])
+
+
+def test_every_schema_the_documents_reference_is_defined(server):
+    for document in ("/openapi.json", "/docs.json"):  # the app's own, and BentoML's for the whole service
+        spec = httpx.get(f"{server.url}{document}", timeout=30).json()
+        for ref in references(spec):
+            assert ref.startswith("#/"), (document, ref)
+            node = spec
+            for part in ref[2:].split("/"):
+                assert isinstance(node, dict) and part in node, f"{document}: {ref} is not defined"
+                node = node[part]
+
+
+def test_the_error_responses_of_the_predict_routes_are_documented(server):
+    for document in ("/openapi.json", "/docs.json"):
+        spec = httpx.get(f"{server.url}{document}", timeout=30).json()
+        for path in ("/predict", "/predict/batch"):
+            responses = spec["paths"][path]["post"]["responses"]
+            for status in ("400", "413", "422"):
+                assert status in responses, (document, path, status)
+                schema = responses[status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (document, path, status)
+        error = spec["components"]["schemas"]["ErrorBody"]
+        assert set(error["properties"]) == {"error", "message", "fields"} and set(error["required"]) == {"error", "message"}
+        field = spec["components"]["schemas"]["FieldErrorBody"]
+        assert set(field["properties"]) == {"field", "message"}
+
+
+def references(node) -> list[str]:
+    """Every `$ref` in an OpenAPI document."""
+    if isinstance(node, dict):
+        return [r for k, v in node.items() for r in ([v] if k == "$ref" else references(v))]
+    if isinstance(node, list):
+        return [r for v in node for r in references(v)]
+    return []
+
+
 def test_schemathesis_finds_no_server_error(server, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",
          "--max-examples", "40", "--generation-deterministic"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "No issues found" in proc.stdout
+
+
+def test_schemathesis_finds_no_undocumented_status_and_no_body_off_its_schema(server, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json",
+         "--checks", "status_code_conformance,response_schema_conformance", "--max-examples", "40",
+         "--generation-deterministic"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
@@ -196,6 +270,132 @@ def test_sigterm_lets_in_flight_requests_finish(workspace, trained):
 
     assert asyncio.run(in_flight()) == [200] * 10
     assert srv.proc.wait(timeout=60) == 0
+
+
+def test_sigterm_answers_every_request_already_sent_refuses_new_connections_and_exits_0(workspace, trained):
+    """20 batches of 10,000 rows arrive while the worker is stalled (suspended, as a busy event loop or
+    a starved CPU stalls it) and SIGTERM comes before it runs again: uvicorn alone closed the server
+    with those connections still queued or just accepted, and reset every one of them."""
+    import psutil
+
+    srv = Server(workspace, trained["iris"], "serving.max_batch_rows=20000", "serving.max_body_bytes=50000000")
+    body = json.dumps({"samples": [ROW] * 10000}).encode()
+    connected: set[int] = set()
+
+    async def post(client: httpx.AsyncClient, i: int) -> httpx.Response:
+        async def trace(event: str, info: dict) -> None:
+            if event == "connection.connect_tcp.complete":
+                connected.add(i)
+
+        return await client.post("/predict/batch", content=body, headers={"Content-Type": "application/json"},
+                                 extensions={"trace": trace})
+
+    async def refused_while_running() -> bool:
+        """Open new connections until one is refused: True if that happens while the server still
+        runs and every connection before it was answered (taken in before the socket shut)."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                async with httpx.AsyncClient(base_url=srv.url, timeout=10) as late:
+                    if (await late.get("/health")).status_code != 200:
+                        return False
+            except httpx.ConnectError:
+                return srv.proc.poll() is None
+            except httpx.TransportError:  # queued, then reset when the server exited
+                return False
+            await asyncio.sleep(0.05)
+        return False
+
+    async def in_flight(workers: list) -> tuple[list, bool, httpx.Response]:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=120, limits=httpx.Limits(max_connections=20)) as client, \
+                httpx.AsyncClient(base_url=srv.url, timeout=30) as probe:
+            assert (await probe.get("/ready")).status_code == 200  # a keep-alive connection from before
+            try:
+                for worker in workers:
+                    worker.suspend()
+                tasks = [asyncio.create_task(post(client, i)) for i in range(20)]
+                while len(connected) < 20:
+                    await asyncio.sleep(0.01)
+                srv.proc.send_signal(signal.SIGTERM)
+                ready = asyncio.create_task(probe.get("/ready"))
+                await asyncio.sleep(0.5)  # the arbiter passes SIGTERM on to the (suspended) worker
+            finally:
+                for worker in workers:
+                    worker.resume()
+            refused = asyncio.create_task(refused_while_running())
+            return await asyncio.gather(*tasks, return_exceptions=True), await refused, await ready
+
+    try:
+        srv.wait_ready()
+        responses, refused, ready = asyncio.run(in_flight(psutil.Process(srv.proc.pid).children()))
+        assert [getattr(r, "status_code", r) for r in responses] == [200] * 20
+        assert all(len(r.json()["predictions"]) == 10000 for r in responses)
+        assert refused, "a new connection was not refused while the server drained"
+        assert ready.status_code == 503 and ready.json()["error"] == "shutting_down"
+        assert ready.headers["connection"] == "close"
+        assert srv.proc.wait(timeout=60) == 0
+    finally:
+        srv.stop()
+
+
+def test_the_bearer_scheme_may_be_written_in_any_case_but_the_token_must_match(workspace, trained):
+    srv = Server(workspace, trained["iris"], "serving.auth.token_env=MMP_TEST_TOKEN", env={"MMP_TEST_TOKEN": "t0ken"})
+    try:
+        srv.wait_ready()
+        with httpx.Client(base_url=srv.url, timeout=30) as client:
+            for header in ("Bearer t0ken", "bearer t0ken", "BEARER t0ken", "bEaReR   t0ken"):
+                assert client.post("/predict", json=ROW, headers={"Authorization": header}).status_code == 200, header
+            for header in ("bearer t0ken2", "bearer T0KEN", "Basic t0ken", "t0ken", "bearert0ken", "bearer", ""):
+                response = client.post("/predict", json=ROW, headers={"Authorization": header})
+                assert response.status_code == 401 and response.json()["error"] == "unauthorized", header
+    finally:
+        srv.stop()
+
+
+BROKEN_MODEL = """
+import mlflow
+
+
+class Broken(mlflow.pyfunc.PythonModel):
+    \"\"\"Predicts "fine" except for the text "boom", where it has a bug.\"\"\"
+
+    def predict(self, context, model_input, params=None):
+        if (model_input["text"] == "boom").any():
+            raise RuntimeError("a bug in the model")
+        return ["fine"] * len(model_input)
+
+
+mlflow.models.set_model(Broken())
+"""
+
+
+def test_a_bug_gets_a_json_500_and_the_connection_stays_usable(workspace, tmp_path):
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from mmp.io.tracking import mlflow_uri
+
+    (tmp_path / "broken.py").write_text(BROKEN_MODEL)
+    mlflow.set_tracking_uri(mlflow_uri(str(workspace / "mlruns")))
+    example = pd.DataFrame({"text": ["a", "b"]})
+    with mlflow.start_run() as run:
+        mlflow.pyfunc.log_model(name="model", python_model=str(tmp_path / "broken.py"), pip_requirements=[],
+                                signature=infer_signature(example, ["fine", "fine"]), input_example=example)
+    srv = Server(workspace, run.info.run_id)
+    try:
+        srv.wait_ready()
+        with httpx.Client(base_url=srv.url, timeout=30) as client:
+            for path, bad, good in (("/predict", {"text": "boom"}, {"text": "ok"}),
+                                    ("/predict/batch", {"samples": [{"text": "ok"}, {"text": "boom"}]},
+                                     {"samples": [{"text": "ok"}]})):
+                failed = client.post(path, json=bad)
+                assert failed.status_code == 500 and failed.json()["error"] == "internal_error"
+                assert failed.headers["x-request-id"] in failed.json()["message"]
+                answered = client.post(path, json=good)  # a reset connection raises here
+                assert answered.status_code == 200 and local_port(answered) == local_port(failed)
+    finally:
+        srv.stop()
+    assert "RuntimeError: a bug in the model" in srv.log.read_text()
 
 
 def test_unknown_run_id_exits_2(workspace):
