@@ -124,7 +124,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 EXAMPLE_RECIPES = ["model", "iris", "diabetes", "wine_clusters", "boosting/breast_cancer_xgb",
-                   "boosting/diabetes_lgbm", "deep/iris_mlp", "deep/diabetes_mlp"]
+                   "boosting/diabetes_lgbm", "deep/iris_mlp", "deep/diabetes_mlp", "calibrated_nb", "diabetes_quantiles"]
 
 
 @pytest.fixture(scope="session")

@@ -99,6 +99,7 @@ METRICS: dict[str, dict[str, Metric]] = {
         "f1": Metric("F1 score (binary: positive class; multi-class: macro average)", True),
         "roc_auc": Metric("area under the ROC curve (multi-class: one-vs-rest, macro)", True),
         "log_loss": Metric("cross-entropy of the predicted probabilities", False),
+        "brier": Metric("Brier score: mean squared error of the predicted probabilities", False),
     },
     "regression": {
         "rmse": Metric("root mean squared error", False),
@@ -117,6 +118,37 @@ DEFAULT_METRICS = {
     "regression": ["rmse", "mae", "r2"],
     "clustering": ["silhouette", "davies_bouldin"],
 }
+
+
+@dataclass(frozen=True)
+class QuantileLoss:
+    """How a regressor fits one quantile: the params that select its quantile loss, and the one that takes q."""
+
+    params: dict[str, Any]
+    quantile_param: str
+
+    def for_quantile(self, q: float) -> dict[str, Any]:
+        return {**self.params, self.quantile_param: q}
+
+
+# Regressors that `quantiles:` can use (one fitted model per quantile): class path -> its quantile loss.
+QUANTILE_LOSSES: dict[str, QuantileLoss] = {
+    "sklearn.ensemble.GradientBoostingRegressor": QuantileLoss({"loss": "quantile"}, "alpha"),
+    "sklearn.ensemble.HistGradientBoostingRegressor": QuantileLoss({"loss": "quantile"}, "quantile"),
+    "sklearn.linear_model.QuantileRegressor": QuantileLoss({}, "quantile"),
+    "lightgbm.LGBMRegressor": QuantileLoss({"objective": "quantile"}, "alpha"),
+    "xgboost.XGBRegressor": QuantileLoss({"objective": "reg:quantileerror"}, "quantile_alpha"),
+}
+
+
+def quantile_loss(cls: type) -> QuantileLoss | None:
+    """The quantile loss of `cls`, or of the listed class it derives from; None when it has none."""
+    by_name = {(path.split(".")[0], path.rpartition(".")[2]): loss for path, loss in QUANTILE_LOSSES.items()}
+    for klass in cls.__mro__:
+        loss = by_name.get((klass.__module__.split(".")[0], klass.__name__))
+        if loss is not None:
+            return loss
+    return None
 
 
 def _table(rows: list[tuple[str, ...]]) -> Iterator[str]:

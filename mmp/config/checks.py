@@ -80,6 +80,8 @@ def recipe_problems(config: dict[str, Any], origin: Origin = _no_origin) -> list
     problems += _metric_problems(config.get("evaluate"), task, origin)
     problems += _step_problems(config.get("preprocess"), origin)
     problems += _data_problems(config.get("data"), task, origin)
+    problems += _calibration_problems(config, task, origin)
+    problems += _quantile_problems(config, task, origin)
     return problems
 
 
@@ -159,18 +161,19 @@ def _data_problems(data: Any, task: str | None, origin: Origin) -> list[Problem]
         return []
     problems = []
     split = data.get("split") if isinstance(data.get("split"), dict) else {}
-    ratios = {k: split.get(k, d) for k, d in (("train", 0.7), ("validation", 0.15), ("test", 0.15))}
+    named = (("train", 0.7), ("calibration", 0.0), ("validation", 0.15), ("test", 0.15))
+    ratios = {k: split.get(k, d) for k, d in named if k != "calibration" or split.get("calibration")}
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ratios.values()):
         for key, value in ratios.items():
-            low_ok = value >= 0 if key == "validation" else value > 0
-            if not (low_ok and value < 1):
+            may_be_zero = key in ("validation", "calibration")
+            if not ((value >= 0 if may_be_zero else value > 0) and value < 1):
                 path = f"data.split.{key}"
-                interval = "[0, 1)" if key == "validation" else "(0, 1)"
+                interval = "[0, 1)" if may_be_zero else "(0, 1)"
                 problems.append(Problem(path, f"ratio {value} is outside {interval}", None, origin(path)))
         total = sum(ratios.values())
         if abs(total - 1.0) > 1e-6:
             problems.append(Problem(
-                "data.split", f"train + validation + test = {total:g}", "the ratios must add up to 1", origin("data.split"),
+                "data.split", f"{' + '.join(ratios)} = {total:g}", "the ratios must add up to 1", origin("data.split"),
             ))
     strategy = split.get("strategy")
     if strategy == "temporal" and not split.get("time_column"):
@@ -190,6 +193,94 @@ def _data_problems(data: Any, task: str | None, origin: Origin) -> list[Problem]
         problems.append(Problem("data.features", f"the target '{target}' is also listed as a feature", None, origin("data.features")))
     for column in sorted(set(entities) & set(features)):
         problems.append(Problem("data.features", f"entity column '{column}' is also listed as a feature", None, origin("data.features")))
+    return problems
+
+
+def _model_class(config: dict[str, Any]) -> type | None:
+    """The recipe's model class, or None when it does not import (`_model_problems` says why)."""
+    model = config.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("class_path"), str):
+        return None
+    try:
+        return import_class(model["class_path"])
+    except ImportProblem:
+        return None
+
+
+def _calibration_problems(config: dict[str, Any], task: str | None, origin: Origin) -> list[Problem]:
+    """Calibration suits classifiers only, and needs either held-out rows or cross-validation, not both."""
+    calibration = config.get("calibration")
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    split = data.get("split") if isinstance(data.get("split"), dict) else {}
+    held_out = split.get("calibration") or 0
+    held_out = held_out if isinstance(held_out, (int, float)) and not isinstance(held_out, bool) else 0
+    if calibration is None:
+        if held_out > 0:
+            path = "data.split.calibration"
+            return [Problem(path, f"{held_out:g} of the rows are held out for calibration, but the recipe has no "
+                            "'calibration' section", "add calibration: {method: sigmoid} or set data.split.calibration: 0",
+                            origin(path))]
+        return []
+    if not isinstance(calibration, dict):
+        return []  # the schema reports it
+    problems = []
+    if task and task != "classification":
+        problems.append(Problem("calibration", f"calibration applies to classifier probabilities; the task is {task}",
+                                "remove 'calibration' (or set it to null)", origin("calibration")))
+        return problems
+    cv = calibration.get("cv")
+    if isinstance(cv, int) and not isinstance(cv, bool):
+        if cv < 2:
+            problems.append(Problem("calibration.cv", f"{cv} fold{'s' if cv != 1 else ''} cannot cross-validate",
+                                    "allowed: an integer >= 2, or null to use the data.split.calibration rows",
+                                    origin("calibration.cv")))
+        elif held_out > 0:
+            problems.append(Problem("calibration.cv", f"calibration.cv: {cv} and data.split.calibration: {held_out:g} "
+                                    "both say where to calibrate", "keep one: k-fold cross-validation on train (cv) or "
+                                    "held-out rows (data.split.calibration, with cv: null)", origin("calibration.cv")))
+    elif cv is None and held_out <= 0:
+        path = "data.split.calibration"
+        problems.append(Problem(path, "calibration needs rows it was not trained on",
+                                "hold some out of train with data.split.calibration (e.g. 0.15, lowering train to "
+                                "match) or cross-validate with calibration.cv (e.g. 5)", origin(path)))
+    cls = _model_class(config)
+    if cls is not None and not (hasattr(cls, "predict_proba") or hasattr(cls, "decision_function")):
+        path = "model.class_path"
+        problems.append(Problem(path, f"{cls.__name__} has neither predict_proba nor decision_function: nothing to calibrate",
+                                "use a classifier that scores its classes", origin(path)))
+    return problems
+
+
+def _quantile_problems(config: dict[str, Any], task: str | None, origin: Origin) -> list[Problem]:
+    """Quantiles suit regression only, lie in (0, 1), appear once, and need a model with a quantile loss."""
+    from mmp.config.catalogue import QUANTILE_LOSSES, quantile_loss
+
+    quantiles = config.get("quantiles")
+    if quantiles is None or not isinstance(quantiles, list):
+        return []  # none asked, or the schema reports it
+    if task and task != "regression":
+        return [Problem("quantiles", f"quantiles apply to regression; the task is {task}",
+                        "remove 'quantiles' (or set it to null)", origin("quantiles"))]
+    if not quantiles:
+        return [Problem("quantiles", "the list is empty", "give at least one quantile, e.g. [0.05, 0.5, 0.95], or null",
+                        origin("quantiles"))]
+    problems, seen = [], set()
+    for i, q in enumerate(quantiles):
+        if not isinstance(q, (int, float)) or isinstance(q, bool):
+            continue  # the schema reports it
+        path = f"quantiles.{i}"
+        if not 0 < q < 1:
+            problems.append(Problem(path, f"{q} is outside (0, 1)", "a quantile is a probability, e.g. 0.05 or 0.95", origin(path)))
+        elif round(q, 6) != q:
+            problems.append(Problem(path, f"{q} has more than 6 decimals", "round it, e.g. 0.025", origin(path)))
+        elif q in seen:
+            problems.append(Problem(path, f"{q:g} is listed twice", "list each quantile once", origin(path)))
+        seen.add(q)
+    cls = _model_class(config)
+    if cls is not None and quantile_loss(cls) is None:
+        path = "model.class_path"
+        problems.append(Problem(path, f"{cls.__name__} has no quantile loss, so it cannot fit quantiles",
+                                f"allowed with quantiles: {', '.join(QUANTILE_LOSSES)}", origin(path)))
     return problems
 
 

@@ -21,6 +21,7 @@ class _Strict(BaseModel):
 class SplitSpec(_Strict):
     strategy: Literal["random", "stratified", "temporal"] | None = None  # None: stratified for classification
     train: float = 0.7
+    calibration: float = 0.0  # rows held out of training to calibrate a classifier (see CalibrationSpec)
     validation: float = 0.15
     test: float = 0.15
     seed: int = 42
@@ -58,6 +59,14 @@ class EvaluateSpec(_Strict):
     primary_metric: str | None = None  # None: the first metric
 
 
+class CalibrationSpec(_Strict):
+    """Calibrate a classifier's probabilities with scikit-learn's CalibratedClassifierCV: on the
+    held-out `data.split.calibration` rows (cv: null), or by k-fold cross-validation on train (cv: k)."""
+
+    method: Literal["sigmoid", "isotonic"] = "sigmoid"
+    cv: int | None = None  # None: the held-out calibration split
+
+
 class RecipeSpec(_Strict):
     name: str
     task: Literal["classification", "regression", "clustering"]
@@ -66,6 +75,8 @@ class RecipeSpec(_Strict):
     preprocess: list[StepSpec] = Field(default_factory=list)
     model: ModelSpec
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    calibration: CalibrationSpec | None = None  # classification only
+    quantiles: list[float] | None = None  # regression only: one model per quantile, e.g. [0.05, 0.5, 0.95]
 
 
 class MlflowSpec(_Strict):

@@ -4,7 +4,8 @@ output contract.
 The same `TabularModel.predict_frame` serves training-time evaluation, batch inference, `mlflow
 models serve` (through `mmp.models.mlflow_model`) and the BentoML service, so there is no
 training/serving skew by construction. Its output follows DESIGN §6: `prediction`, then
-`probability` (binary: the positive class) or `probability_<class>` (multi-class). This module
+`probability` (binary: the positive class) or `probability_<class>` (multi-class), or, for quantile
+regression, `prediction_q<NN>` per quantile (`prediction_q05`, `prediction_q50`, ...). This module
 imports only numpy and pandas (unpickling adds the estimator's own library), so a server can load
 the model without importing MLflow.
 """
@@ -51,9 +52,21 @@ def model_input(frame: pd.DataFrame, features: list[str], numeric: list[str]) ->
     return pd.DataFrame(out, index=frame.index)
 
 
+def quantile_column(q: float) -> str:
+    """The output column of quantile `q`: its decimals, at least two: 0.05 -> prediction_q05,
+    0.5 -> prediction_q50, 0.975 -> prediction_q975."""
+    return "prediction_q" + f"{q:.6f}".split(".")[1].rstrip("0").ljust(2, "0")
+
+
 def prediction_columns(pipeline: Any, inputs: pd.DataFrame, task: str, classes: list | None) -> dict[str, np.ndarray]:
-    """`prediction` (+ probability columns for classifiers) as arrays, for rows in model-input form.
-    A classifier predicts class codes 0..k-1; `classes` holds the label of each code."""
+    """`prediction` (+ probability columns for classifiers, quantile columns for quantile regression)
+    as arrays, for rows in model-input form. A classifier predicts class codes 0..k-1; `classes`
+    holds the label of each code."""
+    final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    if hasattr(final, "predict_with_quantiles"):
+        features = pipeline[:-1].transform(inputs) if len(getattr(pipeline, "steps", ())) > 1 else inputs
+        point, matrix = final.predict_with_quantiles(features)
+        return {"prediction": point, **{quantile_column(q): matrix[:, i] for i, q in enumerate(final.quantiles_)}}
     if task != "classification" or classes is None:
         return {"prediction": np.asarray(pipeline.predict(inputs))}
     labels = np.asarray(classes, dtype=object)

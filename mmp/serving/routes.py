@@ -12,6 +12,7 @@ Bad input gets a 4xx JSON error naming the field; it never reaches the model.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import threading
@@ -103,11 +104,13 @@ class _PyfuncAdapter:
 
 def shape_rows(out: dict[str, Any]) -> list[dict]:
     """Prediction columns -> one JSON-ready dict per row: prediction, probability (binary: positive
-    class; multi-class: the predicted class's) and, for multi-class, every class's probability."""
+    class; multi-class: the predicted class's) and, for multi-class, every class's probability; any
+    other column (a quantile's `prediction_q05`, ...) as it is."""
     columns = {c: values.tolist() for c, values in out.items()}
     predictions = columns.pop("prediction")
     binary = columns.pop("probability", None)
     classes = [c[len("probability_"):] for c in columns if c.startswith("probability_")]
+    extra = [c for c in columns if not c.startswith("probability_")]
     rows = []
     for i, prediction in enumerate(predictions):
         row: dict[str, Any] = {"prediction": prediction}
@@ -119,6 +122,7 @@ def shape_rows(out: dict[str, Any]) -> list[dict]:
             row["probabilities"] = probabilities
         else:
             row["probability"] = None
+        row.update({c: columns[c][i] for c in extra})
         rows.append(row)
     return rows
 
@@ -268,7 +272,8 @@ def create_app(state: ServingState):
             "inputs": [{"name": c, "type": "number" if c in numeric else "string", "required": True, "nullable": True}
                        for c in state.schema.features],
             "entity_columns": state.info.get("entity_columns", []),
-            "outputs": ["prediction", "probability"] + (["probabilities"] if len(state.info.get("classes") or []) > 2 else []),
+            "outputs": ["prediction", "probability"] + (["probabilities"] if len(state.info.get("classes") or []) > 2 else [])
+            + list(_extra_outputs(state.model_dir)),
             "task": state.info.get("task"),
             "classes": state.info.get("classes"),
         }
@@ -285,6 +290,22 @@ def create_app(state: ServingState):
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+@functools.lru_cache(maxsize=4)
+def _extra_outputs(model_dir: str) -> tuple[str, ...]:
+    """Output columns the logged signature names beyond prediction and probabilities (quantiles)."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    try:
+        mlmodel = yaml.safe_load((Path(model_dir) / "MLmodel").read_text(encoding="utf-8"))
+        names = [c.get("name") for c in json.loads((mlmodel.get("signature") or {}).get("outputs") or "[]")]
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return ()
+    return tuple(n for n in names if isinstance(n, str) and n != "prediction" and not n.startswith("probability"))
 
 
 async def predict_or_explain(state: ServingState, rows: list[dict]) -> tuple[Any, Any]:

@@ -19,8 +19,9 @@ def compile(cfg: Any, recipe: str = "?", env: str = "?", origin: Origin = lambda
     from omegaconf import OmegaConf
 
     from mmp.masking import masked_container
+    from mmp.training.calibrate import Calibrate
     from mmp.training.log import Log
-    from mmp.training.stages import Evaluate, Fit, Load, Preprocess, Split
+    from mmp.training.stages import Evaluate, Fit, FitQuantiles, Load, Preprocess, Split
 
     spec = check(OmegaConf.to_container(cfg, resolve=True), origin)
     pipeline = Pipeline(spec=spec, recipe=recipe, env=env, config=masked_container(cfg), origin=origin)
@@ -28,7 +29,8 @@ def compile(cfg: Any, recipe: str = "?", env: str = "?", origin: Origin = lambda
         Load(spec),
         Split(spec),
         Preprocess(spec),
-        Fit(spec),
+        FitQuantiles(spec) if spec.quantiles else Fit(spec),
+        *((Calibrate(spec),) if spec.calibration is not None else ()),
         Evaluate(spec, pipeline.metrics, pipeline.primary_metric, pipeline.higher_is_better),
         Log(spec, pipeline.tracking_uri, pipeline.experiment),
     )

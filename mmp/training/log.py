@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from mmp import __version__
@@ -51,7 +52,8 @@ class Log:
         mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(pipeline.config)), CONFIG_ARTIFACT)
         report = "test" if "test" in state.predictions else next(iter(state.predictions))
         for name, figure in plots.figures(self.spec.task, state.model, state.inputs[report], state.targets.get(report),
-                                          state.predictions[report], state.classes):
+                                          state.predictions[report], state.classes,
+                                          uncalibrated=state.uncalibrated_predictions.get(report)):
             mlflow.log_figure(figure, f"plots/{name}.png")
             plots.close(figure)
         log_model(state)
@@ -86,7 +88,8 @@ def log_model(state: TrainState) -> None:
     with warnings.catch_warnings():  # integer outputs (cluster ids, labels) never hold missing values
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         signature = infer_signature(example, model.predict_frame(example))
-    modules = [tabular, mlflow_model] + _own_modules(state.model)
+    parts = estimators(state.model)  # pip_requirements reads `steps`: it gets the nested estimators too
+    modules = [tabular, mlflow_model] + _own_modules(parts)
     for module in modules:  # pickle mmp's code into the model, so loading it needs no mmp install
         cloudpickle.register_pickle_by_value(module)
     try:
@@ -100,21 +103,33 @@ def log_model(state: TrainState) -> None:
                 artifacts={tabular.MODEL_ARTIFACT: artifact},
                 signature=signature,
                 input_example=example,
-                pip_requirements=pip_requirements(state.model),
+                pip_requirements=pip_requirements(SimpleNamespace(steps=[(type(p).__name__, p) for p in parts])),
                 registered_model_name=spec.mlflow.registered_model_name,
                 metadata={"mmp": {"task": spec.task, "features": state.features, "numeric": state.numeric,
                                   "entity_columns": spec.data.entity_columns, "target": spec.data.target,
                                   "classes": state.classes, "recipe": pipeline.recipe, "name": spec.name,
-                                  "primary_metric": pipeline.primary_metric, "version": __version__}},
+                                  "primary_metric": pipeline.primary_metric, "version": __version__,
+                                  "quantiles": sorted(spec.quantiles) if spec.quantiles else None,
+                                  "calibration": spec.calibration.method if spec.calibration else None}},
             )
     finally:
         for module in modules:
             cloudpickle.unregister_pickle_by_value(module)
 
 
-def _own_modules(model: Any) -> list:
-    """mmp modules whose classes sit inside the fitted pipeline (e.g. the torch MLP)."""
+def estimators(model: Any) -> list:
+    """The fitted pipeline's steps and every estimator nested in them (a calibrated classifier's
+    classifier, each quantile's regressor), outermost first."""
+    found = [step for _, step in model.steps]
+    for step in list(found):
+        if hasattr(step, "get_params"):
+            found += [v for v in step.get_params(deep=True).values() if hasattr(v, "get_params") and v is not step]
+    return found
+
+
+def _own_modules(parts: list) -> list:
+    """mmp modules whose classes sit inside the fitted pipeline (the torch MLP, the quantile regressor)."""
     import sys
 
-    names = {type(step).__module__ for _, step in model.steps}
-    return [sys.modules[n] for n in names if n.startswith("mmp.") and n in sys.modules]
+    names = {type(part).__module__ for part in parts}
+    return [sys.modules[n] for n in sorted(names) if n.startswith("mmp.") and n in sys.modules]

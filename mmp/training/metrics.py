@@ -32,6 +32,10 @@ def compute(task: str, names: list[str], y_true: Any = None, y_pred: Any = None,
                 if proba is None:
                     continue
                 value = m.log_loss(y_true, proba, labels=classes)
+            elif name == "brier":
+                if proba is None:
+                    continue
+                value = brier(y_true, proba, classes)
         elif task == "regression":
             if name == "rmse":
                 value = float(np.sqrt(m.mean_squared_error(y_true, y_pred)))
@@ -46,4 +50,34 @@ def compute(task: str, names: list[str], y_true: Any = None, y_pred: Any = None,
                 continue  # both scores need 2 <= clusters < samples
             value = (m.silhouette_score(X, labels) if name == "silhouette" else m.davies_bouldin_score(X, labels))
         out[name] = float(value)
+    return out
+
+
+def brier(y_true: Any, proba: Any, classes: list) -> float:
+    """Brier score: binary, of the positive class's probability; multi-class, halved over all classes
+    (scikit-learn's scaling, so both lie in [0, 1])."""
+    from sklearn.metrics import brier_score_loss
+
+    return float(brier_score_loss(y_true, proba, labels=classes))
+
+
+def probability_metrics(y_true: Any, proba: Any, classes: list) -> dict[str, float]:
+    """Brier score and log loss of one split's probabilities: what calibration is judged by."""
+    from sklearn.metrics import log_loss
+
+    return {"brier": brier(y_true, proba, classes), "log_loss": float(log_loss(y_true, proba, labels=classes))}
+
+
+def quantile_metrics(y_true: Any, columns: dict[str, Any]) -> dict[str, float]:
+    """Pinball loss per quantile (`pinball_q05`), and coverage and mean width of the outermost pair
+    (`coverage_q05_q95`, `width_q05_q95`). `columns`: quantile -> (its name without `prediction_`, values)."""
+    import numpy as np
+    from sklearn.metrics import mean_pinball_loss
+
+    y = np.asarray(y_true, dtype="float64")
+    out = {f"pinball_{name}": float(mean_pinball_loss(y, values, alpha=q)) for q, (name, values) in columns.items()}
+    if len(columns) >= 2:
+        (low_name, low), (high_name, high) = columns[min(columns)], columns[max(columns)]
+        out[f"coverage_{low_name}_{high_name}"] = float(np.mean((y >= low) & (y <= high)))
+        out[f"width_{low_name}_{high_name}"] = float(np.mean(np.asarray(high) - np.asarray(low)))
     return out

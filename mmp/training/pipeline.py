@@ -41,9 +41,11 @@ class TrainState:
     targets: dict[str, Any] = field(default_factory=dict)  # split name -> target values
     preprocessor: Any = None
     model: Any = None  # the fitted scikit-learn Pipeline (preprocessing + estimator)
+    uncalibrated: Any = None  # with calibration: the pipeline before it (model's last step is then calibrated)
     classes: list | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     predictions: dict[str, Any] = field(default_factory=dict)
+    uncalibrated_predictions: dict[str, Any] = field(default_factory=dict)
     primary_key: str = ""
     run_id: str | None = None
 

@@ -61,7 +61,8 @@ class Load:
 
 @dataclass
 class Split:
-    """Cut the rows into train / validation / test (random, stratified or temporal; seeded)."""
+    """Cut the rows into train / validation / test, and calibration rows out of train when asked
+    (random, stratified or temporal; seeded)."""
 
     spec: RunSpec
     name: str = "split"
@@ -70,7 +71,8 @@ class Split:
     def describe(self) -> str:
         split = self.spec.data.split
         by = f" by {split.time_column}" if split.strategy == "temporal" else ""
-        return (f"{split.strategy}{by}: train {split.train:g} / validation {split.validation:g} / "
+        calibration = f"calibration {split.calibration:g} / " if split.calibration else ""
+        return (f"{split.strategy}{by}: train {split.train:g} / {calibration}validation {split.validation:g} / "
                 f"test {split.test:g}, seed {split.seed}")
 
     def run(self, state: TrainState) -> str:
@@ -78,7 +80,7 @@ class Split:
 
         state.parts = split(state.frame, self.spec.data.split, self.spec.data.target)
         sizes = state.sizes
-        return f"{self.spec.data.split.strategy}: " + " / ".join(f"{n} {sizes[n]}" for n in SPLITS)
+        return f"{self.spec.data.split.strategy}: " + " / ".join(f"{n} {sizes[n]}" for n in SPLITS if n in sizes)
 
 
 @dataclass
@@ -136,7 +138,7 @@ class Fit:
 
         spec = self.spec
         seed_everything(spec.data.split.seed)
-        estimator = import_class(spec.model.class_path)(**spec.model.params)
+        estimator = self.estimator(import_class(spec.model.class_path))
         model = SkPipeline([("preprocess", state.preprocessor), ("model", estimator)])
         train = state.inputs["train"]
         if spec.task == "clustering":
@@ -150,6 +152,34 @@ class Fit:
             model.fit(train, state.targets["train"])
         state.model = model
         return f"{spec.model.class_path} on {len(train)} rows, {len(state.features)} features"
+
+    def estimator(self, cls: type) -> Any:
+        """The unfitted estimator: the recipe's class with its params."""
+        return cls(**self.spec.model.params)
+
+
+@dataclass
+class FitQuantiles(Fit):
+    """Quantile regression: one clone of the recipe's regressor per quantile, with its quantile loss."""
+
+    def describe(self) -> str:
+        from mmp.config.catalogue import quantile_loss
+        from mmp.config.estimators import import_class
+
+        loss = quantile_loss(import_class(self.spec.model.class_path))
+        told = ", ".join(f"{k}={v!r}" for k, v in loss.for_quantile("q").items()).replace("'q'", "q")
+        quantiles = sorted(self.spec.quantiles)
+        point = "the 0.5 model" if 0.5 in quantiles else "one more model with its own loss"
+        return (f"{super().describe()} per quantile {', '.join(f'{q:g}' for q in quantiles)} ({told}); "
+                f"prediction: {point}")
+
+    def estimator(self, cls: type) -> Any:
+        from mmp.config.catalogue import quantile_loss
+        from mmp.models.quantile import MultiQuantileRegressor
+
+        loss = quantile_loss(cls)
+        return MultiQuantileRegressor(cls(**self.spec.model.params), tuple(self.spec.quantiles), dict(loss.params),
+                                      loss.quantile_param)
 
 
 @dataclass
@@ -165,7 +195,15 @@ class Evaluate:
 
     def describe(self) -> str:
         better = "higher" if self.higher_is_better else "lower"
-        return f"{', '.join(self.metrics)} on validation and test; primary {self.primary_metric} ({better} is better)"
+        extra = ""
+        if self.spec.calibration is not None:
+            extra = "; brier and log_loss before (_uncalibrated) and after calibration"
+        if self.spec.quantiles and len(self.spec.quantiles) > 1:
+            extra = "; pinball loss per quantile, coverage and width of the outermost pair"
+        elif self.spec.quantiles:
+            extra = "; pinball loss of the quantile"
+        return (f"{', '.join(self.metrics)} on validation and test; primary {self.primary_metric} "
+                f"({better} is better){extra}")
 
     def run(self, state: TrainState) -> str:
         from mmp.models.tabular import prediction_frame
@@ -173,7 +211,7 @@ class Evaluate:
 
         task = self.spec.task
         for name, X in state.inputs.items():
-            if len(X) == 0:
+            if len(X) == 0 or name == "calibration":  # calibration rows are the calibrator's training data
                 continue
             predicted = prediction_frame(state.model, X, task, state.classes)
             state.predictions[name] = predicted
@@ -184,12 +222,38 @@ class Evaluate:
                 classes=state.classes, X=state.model[:-1].transform(X) if task == "clustering" else None,
                 labels=labels if task == "clustering" else None,
             )
+            values.update(self._quantile_metrics(state.targets.get(name), predicted))
+            if state.uncalibrated is not None and name != "train":
+                values.update(self._calibration_metrics(state, name, X, predicted))
             state.metrics.update({f"{name}_{metric}": value for metric, value in values.items()})
         state.primary_key = f"{'validation' if state.sizes['validation'] else 'test'}_{self.primary_metric}"
         shown = [f"{split} " + ", ".join(f"{k[len(split) + 1:]} {v:.4g}" for k, v in state.metrics.items()
                                          if k.startswith(split + "_"))
                  for split in ("validation", "test") if state.sizes.get(split)]
         return "; ".join(shown) or "no metric is defined on these splits"
+
+    def _quantile_metrics(self, y_true: Any, predicted: Any) -> dict[str, float]:
+        from mmp.models.tabular import quantile_column
+        from mmp.training.metrics import quantile_metrics
+
+        if not self.spec.quantiles or y_true is None:
+            return {}
+        names = {q: quantile_column(q) for q in self.spec.quantiles}
+        return quantile_metrics(y_true, {q: (c[len("prediction_"):], predicted[c].to_numpy()) for q, c in names.items()})
+
+    def _calibration_metrics(self, state: TrainState, name: str, X: Any, predicted: Any) -> dict[str, float]:
+        """Brier score and log loss of the calibrated model, and of the uncalibrated one (`_uncalibrated`)."""
+        from mmp.models.tabular import prediction_frame
+        from mmp.training.metrics import probability_metrics
+
+        before = prediction_frame(state.uncalibrated, X, self.spec.task, state.classes)
+        state.uncalibrated_predictions[name] = before
+        y, out = state.targets[name], {}
+        for suffix, frame in (("", predicted), ("_uncalibrated", before)):
+            proba = _probabilities(frame, state.classes)
+            if proba is not None:  # a classifier with only decision_function has no probabilities before
+                out.update({f"{metric}{suffix}": value for metric, value in probability_metrics(y, proba, state.classes).items()})
+        return out
 
 
 def _probabilities(predicted: Any, classes: list | None):

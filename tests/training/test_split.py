@@ -53,3 +53,20 @@ def test_stratifying_a_class_with_one_row_is_a_clear_error(frame):
     tiny = frame.with_columns(label=pl.when(pl.col("x") == 0).then(pl.lit("alone")).otherwise(pl.col("label")))
     with pytest.raises(UserError, match="cannot stratify on 'label'.*'alone' \\(1 rows\\)"):
         split(tiny, SplitSpec(strategy="stratified"), "label")
+
+
+@pytest.mark.parametrize("strategy", ["random", "stratified", "temporal"])
+def test_calibration_rows_are_carved_from_train_leaving_validation_and_test_unchanged(frame, strategy):
+    plain = SplitSpec(strategy=strategy, train=0.7, validation=0.1, test=0.2, seed=5, time_column="when")
+    calibrated = plain.model_copy(update={"train": 0.55, "calibration": 0.15})
+    before, after = split(frame, plain, "label"), split(frame, calibrated, "label")
+    assert "calibration" not in before
+    assert {k: p.height for k, p in after.items()} == {"train": 550, "calibration": 150, "validation": 100, "test": 200}
+    for name in ("validation", "test"):
+        assert after[name]["x"].to_list() == before[name]["x"].to_list()
+    assert sorted(after["train"]["x"].to_list() + after["calibration"]["x"].to_list()) == sorted(before["train"]["x"].to_list())
+    if strategy == "stratified":
+        assert (after["calibration"]["label"] == "rare").mean() == pytest.approx(0.1, abs=0.01)
+    if strategy == "temporal":  # in time order: train, calibration, validation
+        when = {k: p["when"].str.to_date() for k, p in after.items()}
+        assert when["train"].max() <= when["calibration"].min() and when["calibration"].max() <= when["validation"].min()

@@ -60,6 +60,8 @@ def test_every_example_model_loads_and_predicts_its_input_example_in_a_fresh_pro
     assert out["deep/iris_mlp"]["columns"] == out["iris"]["columns"]
     for recipe in ("diabetes", "wine_clusters", "boosting/diabetes_lgbm", "deep/diabetes_mlp"):
         assert out[recipe]["columns"] == ["prediction"]
+    assert out["calibrated_nb"]["columns"] == ["prediction", "probability"]
+    assert out["diabetes_quantiles"]["columns"] == ["prediction", "prediction_q05", "prediction_q50", "prediction_q95"]
 
 
 def test_logged_model_needs_no_mmp_install(workspace, trained):
