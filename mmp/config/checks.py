@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from mmp.config.catalogue import ENCODERS, METRICS, STEPS, step_columns, step_options
+from mmp.config.catalogue import METRICS, STEPS, step_options
 from mmp.config.estimators import KIND_FOR_TASK, ImportProblem, check_params, estimator_kind, import_class
 from mmp.config.spec import TASKS, RunSpec
 from mmp.errors import ConfigError, Problem, allowed_text
@@ -284,98 +284,9 @@ def _quantile_problems(config: dict[str, Any], task: str | None, origin: Origin)
     return problems
 
 
-def column_problems(spec: RunSpec, frame, origin: Origin = _no_origin) -> list[Problem]:
-    """With the data at hand: every named column exists, the time column parses, the target has
-    two classes, and no text column reaches the model without an encoder."""
-    from mmp.io.readers import is_numeric
-
-    columns = list(frame.columns)
-    if frame.height == 0:
-        return [Problem("data.source", f"the data has 0 rows (columns: {', '.join(columns) or 'none'})",
-                        "give a file with at least one data row below the header", origin("data.source"))]
-    available = f"available: {', '.join(columns)}"
-    problems = []
-
-    def need(path: str, names: list[str]) -> None:
-        missing = [c for c in names if c not in columns]
-        if missing:
-            problems.append(Problem(path, f"column{'s' if len(missing) > 1 else ''} not in the data: {', '.join(missing)}",
-                                    available, origin(path)))
-
-    data = spec.data
-    need("data.entity_columns", data.entity_columns)
-    if data.target:
-        need("data.target", [data.target])
-    if data.features is not None:
-        need("data.features", data.features)
-    if data.split.time_column:
-        need("data.split.time_column", [data.split.time_column])
-    for i, step in enumerate(spec.preprocess):
-        if step.columns is not None:
-            need(f"preprocess.{i}.columns", step.columns)
-    if problems:
-        return problems
-
-    features = feature_columns(spec, columns)
-    numeric = {c for c in features if is_numeric(frame.schema[c])}
-    covered = set()
-    for step in spec.preprocess:
-        if step.type in ENCODERS:
-            covered |= set(step_columns(step.type, step.options, step.columns, features, numeric))
-    text = [c for c in features if c not in numeric and c not in covered]
-    if text:
-        problems.append(Problem("preprocess", f"text column{'s' if len(text) > 1 else ''} with no encoding step: {', '.join(text)}",
-                                f"add a step of type {' | '.join(ENCODERS)} for them", origin("preprocess")))
-    time_column = data.split.time_column
-    if time_column and not frame.schema[time_column].is_temporal():
-        import polars as pl
-
-        try:
-            frame.select(pl.col(time_column).cast(pl.Utf8).str.to_datetime(strict=True))
-        except Exception as exc:
-            problems.append(Problem("data.split.time_column", f"column '{time_column}' does not parse as dates/times ({str(exc).splitlines()[0]})",
-                                    "use ISO 8601 values like 2024-01-31 or 2024-01-31T12:00:00", origin("data.split.time_column")))
-    if spec.task == "classification" and data.target and frame[data.target].drop_nulls().n_unique() < 2:
-        problems.append(Problem("data.target", f"column '{data.target}' has fewer than two classes",
-                                "classification needs at least two", origin("data.target")))
-    return problems
-
-
-def feature_columns(spec: RunSpec, columns: list[str]) -> list[str]:
-    """The model's input columns: `data.features`, else every column but entities, target, time column."""
-    if spec.data.features is not None:
-        return list(spec.data.features)
-    excluded = set(spec.data.entity_columns) | {spec.data.target, spec.data.split.time_column}
-    return [c for c in columns if c not in excluded]
-
-
 def check(config: dict[str, Any], origin: Origin = _no_origin) -> RunSpec:
     """The typed spec for `config`, or a ConfigError listing every problem found."""
     problems = schema_problems(config, origin) + recipe_problems(config, origin)
     if problems:
         raise ConfigError(problems)
     return RunSpec.model_validate(config)
-
-
-def check_env(request: Any, cfg: Any):
-    """Inside a Hydra job with no recipe: the checked env spec (where things are, how they run)."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    from mmp.config.spec import ENV_KEYS, EnvSpec
-    from mmp.masking import masked_container
-
-    masked_container(cfg)  # learn this env's secrets, so nothing printed later shows them
-    choices = dict(HydraConfig.get().runtime.choices)
-    config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ENV_KEYS}
-    problems = schema_problems(config, lambda path: request.origin(path, choices), spec=EnvSpec)
-    if problems:
-        raise ConfigError(problems)
-    return EnvSpec.model_validate(config)
-
-
-def compose_env(request: Any, prog: str):
-    """Compose an env-only request (batch inference, serving) and return its checked `EnvSpec`."""
-    from mmp.config.compose import run
-
-    return run(request, lambda cfg: check_env(request, cfg), prog=prog)

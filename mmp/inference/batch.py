@@ -152,7 +152,7 @@ def batch_command(request: Any, uri: str, data: str, output: str | None, chunk_r
                   quiet: bool = False) -> str:
     """`mmp batch-inference`: compose the env, load the model at `uri`, predict `data` into the
     env's (or the given) output; returns the output URI."""
-    from mmp.config.checks import compose_env
+    from mmp.config.env import compose_env
     from mmp.io import tracking
     from mmp.io.writers import destination
     from mmp.models import logged

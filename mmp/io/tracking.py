@@ -195,7 +195,7 @@ def experiment_id(name: str, uri: str | None) -> str:
     root = artifact_root(uri)
     try:
         return mlflow.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
-    except MlflowException as exc:  # another process created it between our look and our create
+    except MlflowException:  # another process created it between our look and our create
         raced = mlflow.get_experiment_by_name(name)
         if raced is None:
             raise

@@ -47,6 +47,6 @@ def build(env: EnvSpec, uri: str) -> str:
 
 def build_command(request: Any, uri: str) -> str:
     """`mmp build`: compose the env, then build the Bento; returns its tag."""
-    from mmp.config.checks import compose_env
+    from mmp.config.env import compose_env
 
     return build(compose_env(request, prog="mmp build"), uri)

@@ -108,7 +108,7 @@ def prepare(env: EnvSpec, uri: str, total: int = 3) -> tuple[str, dict[str, Any]
 
 def serve_command(request: Any, uri: str, host: str | None, port: int | None, workers: int | None) -> None:
     """`mmp serve-api`: compose the env, then serve the model at `uri` (this process becomes the server)."""
-    from mmp.config.checks import compose_env
+    from mmp.config.env import compose_env
 
     serve(compose_env(request, prog="mmp serve-api"), uri, host, port, workers)
 

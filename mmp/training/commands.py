@@ -27,7 +27,7 @@ def validate_command(request: Request, read_data: bool = True) -> None:
     """Compile, then (unless told not to) read the data and check its columns against the recipe."""
 
     def job(cfg: Any) -> None:
-        from mmp.config.checks import column_problems
+        from mmp.config.data_checks import column_problems
         from mmp.errors import ConfigError
         from mmp.io.readers import read_frame
         from mmp.masking import scrub

@@ -14,7 +14,7 @@ from typing import Any
 
 from mmp import __version__
 from mmp.config.catalogue import STEPS, describe_step, step_options
-from mmp.config.checks import column_problems, feature_columns
+from mmp.config.data_checks import column_problems, feature_columns
 from mmp.config.spec import RunSpec
 from mmp.errors import ConfigError, UserError
 from mmp.training.pipeline import TrainState
