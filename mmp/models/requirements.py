@@ -20,10 +20,11 @@ def _pin(distribution: str) -> str | None:
         return None
 
 
-def pip_requirements(model: Any) -> list[str]:
-    """Pinned requirements for the packages a fitted pipeline needs at prediction time."""
-    tops = {type(step).__module__.split(".")[0] for _, step in getattr(model, "steps", [])}
-    if any(type(step).__module__.startswith("mmp.models.mlp") for _, step in getattr(model, "steps", [])):
+def pip_requirements(estimators: list[Any]) -> list[str]:
+    """Pinned requirements for the packages these fitted estimators (a pipeline's steps and the
+    estimators nested in them) need at prediction time."""
+    tops = {type(estimator).__module__.split(".")[0] for estimator in estimators}
+    if any(type(estimator).__module__.startswith("mmp.models.mlp") for estimator in estimators):
         tops.add("torch")
     pins = [pin for pin in (_pin(d) for d in BASE) if pin]
     for top in sorted(tops - {"sklearn", "mmp"}):

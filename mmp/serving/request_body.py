@@ -5,6 +5,7 @@ literal may be while parsing (Python's int parsing is quadratic in the digits)."
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 # Rows are flat objects inside {"samples": [...]}, three levels; extra fields may nest a little.
@@ -12,6 +13,7 @@ MAX_DEPTH = 32
 # A feature holds at most float32's 39 digits; longer literals are refused before int() parses them.
 MAX_INT_DIGITS = 1000
 
+_LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_INT_DIGITS + 1))
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 _CHUNK = 1 << 20
 
@@ -32,8 +34,11 @@ def parse(body: bytes) -> Any:
     if opened > MAX_DEPTH and nesting_depth(body, MAX_DEPTH) > MAX_DEPTH:  # a single record skips the scan
         raise BodyError("too_deep", f"the JSON nests deeper than {MAX_DEPTH} levels; a record is a flat "
                                     "object of column values")
+    # Checking each integer in Python triples the parse of an integer-heavy batch: only a body that
+    # holds a long run of digits (in a number or in a string) pays for it.
+    bounded = _bounded_int if _LONG_DIGITS.search(body) else None
     try:
-        return json.loads(body, parse_int=_bounded_int)
+        return json.loads(body, parse_int=bounded)
     except BodyError:
         raise
     except RecursionError as exc:  # a stack already deep when parsing began; the scan above keeps this rare

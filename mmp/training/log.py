@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from mmp import __version__
@@ -88,7 +87,7 @@ def log_model(state: TrainState) -> None:
     with warnings.catch_warnings():  # integer outputs (cluster ids, labels) never hold missing values
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         signature = infer_signature(example, model.predict_frame(example))
-    parts = estimators(state.model)  # pip_requirements reads `steps`: it gets the nested estimators too
+    parts = estimators(state.model)
     modules = [tabular, mlflow_model] + _own_modules(parts)
     for module in modules:  # pickle mmp's code into the model, so loading it needs no mmp install
         cloudpickle.register_pickle_by_value(module)
@@ -103,7 +102,7 @@ def log_model(state: TrainState) -> None:
                 artifacts={tabular.MODEL_ARTIFACT: artifact},
                 signature=signature,
                 input_example=example,
-                pip_requirements=pip_requirements(SimpleNamespace(steps=[(type(p).__name__, p) for p in parts])),
+                pip_requirements=pip_requirements(parts),
                 registered_model_name=spec.mlflow.registered_model_name,
                 metadata={"mmp": {"task": spec.task, "features": state.features, "numeric": state.numeric,
                                   "entity_columns": spec.data.entity_columns, "target": spec.data.target,
