@@ -208,7 +208,7 @@ def _report(exc: BaseException, verbose: bool) -> int:
 
 
 def _request(args: argparse.Namespace, words: list[str], with_recipe: bool = True):
-    from mmp.config.compose import build_request
+    from mmp.config.request import build_request
 
     return build_request(
         words,

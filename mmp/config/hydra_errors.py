@@ -70,7 +70,7 @@ def _unparsable(override: str, hydra_text: str) -> str:
 
 def _unknown_option(exc: Any, request: Any) -> str:
     """`env=prdo`, `recipe=nosuch`: the group, the option, a did-you-mean and the options there are."""
-    from mmp.config.compose import shown_path
+    from mmp.config.request import shown_path
 
     missing = exc.missing_cfg_file
     culprit = next((o for o in reversed(request.overrides)
@@ -208,7 +208,7 @@ def _node_at(request: Any, path: str, without: str) -> Any:
 
 def _written_at(request: Any, needle: str, choices: dict[str, Any]) -> str | None:
     """The key path whose value holds `needle`: in an override, else in the recipe, env or main config file."""
-    from mmp.config.compose import _yaml_data
+    from mmp.config.request import _yaml_data
 
     for override in reversed(request.overrides):
         if needle in override.partition("=")[2]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from mmp.config.compose import Request, run
+from mmp.config.compose import run
+from mmp.config.request import Request
 from mmp.training.compiler import compile_job
 
 
