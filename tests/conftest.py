@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import postgres_db, postgres_server  # noqa: F401  (a real PostgreSQL per session)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
