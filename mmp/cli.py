@@ -16,7 +16,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_USER_ERROR = 0, 1, 2
 
 EPILOG = """\
 Overrides follow the flags, in Hydra's grammar: key=value, +key=value, ++key=value, ~key,
-group=option (recipe=fraud/xgb env=prod), sweeps with -m (model.params.max_depth=3,5,8).
+group=option (recipe=fraud/xgb env=prod), sweeps with -m (model.params.max_depth=3,5,8), and
+Optuna searches with -m hydra/sweeper=optuna 'model.params.C=tag(log, interval(0.001, 100))'.
 Hydra's own flags work too: --cfg job, --resolve, --info, --config-dir DIR, -m/--multirun.
 
 exit codes: 0 ok, 2 bad input (config, recipe, override, data), 1 anything else.
@@ -160,6 +161,8 @@ def _configure_logging(verbose: bool) -> None:
     import os
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if verbose else "ERROR")
+    # ... and draws a progress bar (tqdm, which Optuna installs) for every model it logs or loads.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 

@@ -5,6 +5,10 @@
 `recipes/recipe/` folder. Recipes and loose env files are packaged at the root of the
 composed config (`_global_`) unless the file says otherwise with a `# @package` header.
 
+mmp's model presets (`model=lightgbm`) ship inside the package (`mmp/config/presets/model/`), so
+they are there when a ConfigMap replaces `conf/`; that folder goes on the search path after the
+conf dir, so a project's `conf/model/NAME.yaml` adds a preset or replaces a shipped one.
+
 Where things are comes from the environment, so Hydra launchers that start new processes
 compose the same config:
   MMP_RECIPES_DIR    the recipes folder (default: ./recipes)
@@ -177,11 +181,15 @@ class EnvFileConfigSource(_GroupSource):
 
 
 class MmpSearchPathPlugin(SearchPathPlugin):
-    """Puts the recipes folder, and any loose recipe/env file, on Hydra's config search path."""
+    """Puts the recipes folder, mmp's model presets, and any loose recipe/env file, on Hydra's config search path."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         recipes_dir = os.path.abspath(os.environ.get(RECIPES_DIR_VAR) or "recipes")
         search_path.append(provider="mmp", path=f"mmp-recipes://{recipes_dir}")
+        # mmp's model presets (`model=lightgbm`), after the conf dir: a project's conf/model/NAME.yaml wins.
+        from mmp.config.model_presets import SHIPPED_DIR
+
+        search_path.append(provider="mmp-presets", path=f"file://{SHIPPED_DIR}")
         # Loose files go first so that `-c other/prod.yaml` wins over conf/env/prod.yaml.
         for var, scheme in ((RECIPE_FILE_VAR, "mmp-recipes"), (ENV_FILE_VAR, "mmp-env")):
             file = os.environ.get(var)

@@ -158,9 +158,20 @@ def _table(rows: list[tuple[str, ...]]) -> Iterator[str]:
 
 
 def models() -> Iterator[str]:
-    from mmp.config.estimators import catalogue
+    """Every model class a recipe can name, with the presets (`model=NAME`) that use it."""
+    from mmp.config.estimators import KIND_FOR_TASK, catalogue
+    from mmp.config.model_presets import preset_classes, preset_files
 
-    yield from _table([("CLASS PATH", "KIND", "SOURCE")] + catalogue())
+    presets: dict[str, list[str]] = {}
+    kinds: dict[str, str] = {}
+    for name, path in preset_files(Path(os.environ.get("MMP_CONF_DIR") or "conf")).items():
+        for task, class_path in preset_classes(path).items():
+            if name not in presets.setdefault(class_path, []):
+                presets[class_path].append(name)
+            kinds.setdefault(class_path, KIND_FOR_TASK.get(task, "?"))
+    rows = [(path, kind, source, ", ".join(presets.pop(path, []))) for path, kind, source in catalogue()]
+    rows += [(path, kinds[path], "preset", ", ".join(names)) for path, names in sorted(presets.items())]
+    yield from _table([("CLASS PATH", "KIND", "SOURCE", "PRESET")] + rows)
 
 
 def preprocessors() -> Iterator[str]:

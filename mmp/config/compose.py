@@ -67,7 +67,7 @@ def run(request: Request, task: Callable[[Any], Any], prog: str = "mmp") -> Any:
         except Exception as exc:
             if isinstance(exc, OmegaConfBaseException):  # e.g. an interpolation that does not resolve
                 exc = _job_error(exc, request)
-            if request.multirun:  # a sweep stops at its first failed job, and Hydra names it
+            if request.multirun:  # the sweeper hears of it: the basic one stops, the optuna one goes on
                 raise _TaskError() from exc
             failures.append(exc)  # a single run reports through mmp, not through Hydra's job log
             return None
@@ -82,7 +82,7 @@ def run(request: Request, task: Callable[[Any], Any], prog: str = "mmp") -> Any:
     try:
         with _environment(request), \
                 contextlib.redirect_stdout(printed) if printed is not None else contextlib.nullcontext():
-            sys.argv = [prog, *request.hydra_flags, *request.overrides]
+            sys.argv = [prog, *request.hydra_flags, *request.hydra_overrides()]
             main()
     except _TaskError as exc:
         raise exc.__cause__ from None

@@ -9,7 +9,7 @@ from typing import Any, Callable
 from mmp.errors import Problem, allowed_text, did_you_mean
 
 # Top-level module -> the mmp extra that installs it.
-EXTRAS = {"xgboost": "ml-extras", "lightgbm": "ml-extras", "torch": "torch-extras"}
+EXTRAS = {"xgboost": "ml-extras", "lightgbm": "ml-extras", "catboost": "ml-extras", "torch": "torch-extras"}
 # What kind of estimator each task needs.
 KIND_FOR_TASK = {"classification": "classifier", "regression": "regressor", "clustering": "clusterer"}
 # Models outside scikit-learn that `mmp list models` shows: class path -> (kind, extra).
@@ -18,10 +18,21 @@ EXTRA_MODELS = {
     "xgboost.XGBRegressor": ("regressor", "ml-extras"),
     "lightgbm.LGBMClassifier": ("classifier", "ml-extras"),
     "lightgbm.LGBMRegressor": ("regressor", "ml-extras"),
+    "catboost.CatBoostClassifier": ("classifier", "ml-extras"),
+    "catboost.CatBoostRegressor": ("regressor", "ml-extras"),
     "mmp.models.mlp.MLPClassifier": ("classifier", "torch-extras"),
     "mmp.models.mlp.MLPRegressor": ("regressor", "torch-extras"),
 }
 
+# Names one library takes for the same parameter and refuses together (top-level module -> groups):
+# CatBoost fails at fit time when, say, both `iterations` and `n_estimators` are given.
+SYNONYMS = {"catboost": (
+    ("iterations", "n_estimators", "num_boost_round", "num_trees"), ("learning_rate", "eta"),
+    ("depth", "max_depth"), ("border_count", "max_bin"), ("rsm", "colsample_bylevel"),
+    ("random_seed", "random_state"), ("l2_leaf_reg", "reg_lambda"), ("od_wait", "early_stopping_rounds"),
+    ("custom_metric", "custom_loss"), ("max_leaves", "num_leaves"), ("min_data_in_leaf", "min_child_samples"),
+    ("loss_function", "objective"), ("verbose", "logging_level", "verbose_eval", "silent"),
+)}
 
 # Class paths that moved; recipes written for an older mmp keep working.
 MOVED = {"mmp.torch_models.MLPClassifier": "mmp.models.mlp.MLPClassifier",
@@ -112,6 +123,11 @@ def check_params(cls: type, params: dict[str, Any], path: str,
             Problem(f"{path}.{key}", f"'{key}' is not a parameter of {cls.__name__}", allowed_text(names, key),
                     origin(f"{path}.{key}"))
         )
+    for group in SYNONYMS.get(cls.__module__.split(".")[0], ()):
+        given = [key for key in group if key in params]
+        if len(given) > 1:
+            problems.append(Problem(f"{path}.{given[-1]}", f"{', '.join(repr(k) for k in given)} name the same "
+                                    f"{cls.__name__} parameter", "give only one of them", origin(f"{path}.{given[-1]}")))
     constraints = getattr(cls, "_parameter_constraints", None)
     if isinstance(constraints, dict):
         try:

@@ -16,8 +16,14 @@ FORMS = ("the forms are key=value (change a key), +key=value (add one), ++key=va
          "~key (delete one) and group=option (recipe=NAME, env=NAME)")
 VALUES = ("a value is a number, true/false, null, text (quoted if it holds spaces or ,:=[]{}: 'a b'), "
           "a list [a,b] or a mapping {k: v}")
+SWEEPS = ("a sweep (with -m) is a,b,c, choice(a,b,c) or range(start,stop[,step]); with hydra/sweeper=optuna also "
+          "interval(low,high), tag(log, interval(low,high)) or tag(int, interval(low,high))")
+_SWEEP_FUNCTION = re.compile(r"\b(choice|range|interval|tag|shuffle|sort|glob)\s*\(")
 # Hydra's words for an override it could not apply -> what is wrong, and what to write instead.
 _REWORDED = [
+    (r"Sweep parameters '.*' requires --multirun", "a search runs only with -m/--multirun", "add -m"),
+    (r"BasicSweeper does not support sweep type", "an interval is searched by the optuna sweeper, not by "
+     "Hydra's basic (grid) sweeper", "add hydra/sweeper=optuna, or list the values: {key}=a,b,c or range(start,stop)"),
     (r"Could not delete from config\. The value of '[^']*' is (?P<have>.*) and not (?P<given>.*)\.$",
      "its value is {have}, not {given}", "write '~{key}' to delete it whatever its value"),
     (r"Could not delete '[^']*'\. No match in the defaults list",
@@ -65,6 +71,10 @@ def _unparsable(override: str, hydra_text: str) -> str:
     detail = detail.replace("LexerNoViableAltException: ", "unexpected character in ")
     if "=" not in override and not override.startswith("~"):
         return bad_override(override, "it has no '=' between a key and a value")
+    key, _, value = override.partition("=")
+    if _SWEEP_FUNCTION.search(value):  # a sweep expression: say what a sweep may be
+        return str(Problem(override_key(key), f"cannot read {value}" + (f" ({detail})" if detail else ""), SWEEPS,
+                           f"override '{override}'"))
     return bad_override(override, f"cannot read it ({detail})" if detail else "cannot read it", f"{FORMS}; {VALUES}")
 
 
@@ -94,9 +104,13 @@ def _composition_problem(exc: BaseException, request: Any) -> str:
     """An override Hydra could not apply: name it, say why, and say what to write instead."""
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-    text = str(exc).strip()
+    from mmp.config.model_presets import PRESET_KEY
+
+    text = str(exc).strip().replace(PRESET_KEY + ".", "")  # keys as the user wrote them, not as aimed at a preset
     cause = exc.__cause__
     culprit = _culprit(text, request.overrides)
+    if culprit is None and text.startswith("BasicSweeper does not support"):  # it does not say which key
+        culprit = next((o for o in request.overrides if "interval(" in o.partition("=")[2]), None)
     if isinstance(exc, ValueError) and text.startswith("Config group override"):
         return _group_value(request) or text
     if culprit is None:  # not about one override (a file Hydra could not read, ...): Hydra's words
@@ -186,23 +200,33 @@ def _groups(request: Any) -> dict[str, list[str]]:
     def options(folder: Any) -> list[str]:
         return [p.relative_to(folder).with_suffix("").as_posix() for p in _yaml_files(folder)] if folder.is_dir() else []
 
+    from mmp.config.model_presets import GROUP, preset_files
+
     found = {"recipe": options(request.recipes_dir)}
     for folder in sorted(request.conf_dir.iterdir()):
         if folder.is_dir() and not folder.name.startswith("."):
             found[folder.name] = options(folder)
+    found[GROUP] = list(preset_files(request.conf_dir))  # the project's presets and mmp's own
     return found
 
 
 def _node_at(request: Any, path: str, without: str) -> Any:
     """The node at `path` of the config composed again without the override `without` (None if that fails)."""
+    import dataclasses
+
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from mmp.config.model_presets import PRESET_KEY, aim_at_preset
+
+    rest = dataclasses.replace(request, overrides=[o for o in request.overrides if o != without])
     try:
         with initialize_config_dir(config_dir=str(request.conf_dir), version_base=None):
-            cfg = compose("config", overrides=[o for o in request.overrides if o != without])
+            cfg = compose("config", overrides=rest.hydra_overrides())
     except Exception:  # only a hint is lost
         return None
+    if path and PRESET_KEY in cfg:  # a chosen preset holds `model` and `tune.params`
+        path = aim_at_preset(path)
     return OmegaConf.select(cfg, path) if path else cfg
 
 

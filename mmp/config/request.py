@@ -47,11 +47,24 @@ class Request:
 
     @property
     def multirun(self) -> bool:
-        return "-m" in self.hydra_flags or "--multirun" in self.hydra_flags
+        """A sweep: `-m`/`--multirun`, or Hydra's own `hydra.mode=MULTIRUN` override."""
+        mode = [o.partition("=")[2] for o in self.overrides if o.partition("=")[0].lstrip("+") == "hydra.mode"]
+        return "-m" in self.hydra_flags or "--multirun" in self.hydra_flags or mode[-1:] == ["MULTIRUN"]
+
+    def hydra_overrides(self) -> list[str]:
+        """The overrides as Hydra gets them: with a model preset chosen, `model.*` and `tune.params.*`
+        aimed at the preset (see `model_presets`)."""
+        from mmp.config.model_presets import hydra_overrides
+
+        return hydra_overrides(self.overrides, self.conf_dir, self.multirun)
 
     def origin(self, key_path: str, choices: dict[str, Any] | None = None) -> str | None:
-        """Where the value at `key_path` came from: an override, the recipe file or the env file."""
+        """Where the value at `key_path` came from: an override, the model preset, the recipe file or the env file."""
+        from mmp.config.model_presets import GROUP, PRESET_KEY, aim_at_preset, preset_files
+
         recipe, env = self.files(choices or {})
+        preset = (choices or {}).get(GROUP)
+        key_path = key_path.removeprefix(PRESET_KEY + ".")
         root = key_path.split(".", 1)[0]
         if root == "recipe":  # a recipe with its own `# @package recipe` header
             return shown_path(recipe)
@@ -59,8 +72,12 @@ class Request:
             return shown_path(env)
         for override in reversed(self.overrides):
             key = override.split("=", 1)[0].lstrip("+~")
+            if preset and key == GROUP:  # `model=NAME` chose the preset, whose file is named below
+                continue
             if key_path == key or key_path.startswith(key + ".") or key.startswith(key_path + "."):
                 return f"override '{override}'"
+        if preset and aim_at_preset(key_path) != key_path:
+            return shown_path(preset_files(self.conf_dir).get(preset)) or f"model={preset}"
         if root in RECIPE_KEYS:
             return shown_path(recipe)
         if root in ENV_KEYS:
@@ -76,7 +93,7 @@ class Request:
                 self.env_file or _option_file(self.conf_dir / "env", choices.get("env")))
 
     def choices(self) -> dict[str, str]:
-        """The recipe and env options this request picks (its overrides, else config.yaml's defaults),
+        """The recipe, env and model options this request picks (its overrides, else config.yaml's defaults),
         for errors raised before Hydra's own record of them (`runtime.choices`) exists."""
         defaults = _yaml_data(self.conf_dir / "config.yaml").get("defaults") or []
         chosen = {}
@@ -87,7 +104,7 @@ class Request:
                     chosen[str(group)] = option
         for override in self.overrides:
             key, _, option = override.partition("=")
-            if key.lstrip("+") in ("recipe", "env") and option:
+            if key.lstrip("+") in ("recipe", "env", "model") and option:
                 chosen[key.lstrip("+")] = option
         return chosen
 

@@ -67,6 +67,40 @@ class CalibrationSpec(_Strict):
     cv: int | None = None  # None: the held-out calibration split
 
 
+class SearchParamSpec(_Strict):
+    """One tuned model parameter: an int or float range (optionally log-scaled or stepped), or a
+    list of categorical choices. Optuna's suggest_int / suggest_float / suggest_categorical."""
+
+    type: Literal["int", "float", "categorical"]
+    low: int | float | None = None
+    high: int | float | None = None
+    step: int | float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+
+class TuneSpec(_Strict):
+    """Hyperparameter search with Optuna. Tuning runs when `n_trials` or `timeout` is set; `params`
+    alone is a search space kept for later (a model preset's default space)."""
+
+    n_trials: int | None = Field(None, gt=0)
+    timeout: float | None = Field(None, gt=0)  # seconds, per process
+    metric: str | None = None  # None: evaluate.primary_metric
+    direction: Literal["maximize", "minimize"] | None = None  # None: from the metric
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int | None = None  # None: data.split.seed
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    cv: int | None = None  # k-fold cross-validation on train instead of the validation split
+    refit: Literal["train", "train+validation"] = "train"
+    storage: str | None = None  # an Optuna RDB URL shared by many processes; None: in memory
+    study: str | None = None  # the study's name in `storage`; None: the recipe's name
+    params: dict[str, SearchParamSpec] = Field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return self.n_trials is not None or self.timeout is not None
+
+
 class RecipeSpec(_Strict):
     name: str
     task: Literal["classification", "regression", "clustering"]
@@ -77,6 +111,7 @@ class RecipeSpec(_Strict):
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     calibration: CalibrationSpec | None = None  # classification only
     quantiles: list[float] | None = None  # regression only: one model per quantile, e.g. [0.05, 0.5, 0.95]
+    tune: TuneSpec = Field(default_factory=TuneSpec)
 
 
 class MlflowSpec(_Strict):

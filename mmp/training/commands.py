@@ -57,7 +57,11 @@ def train_command(request: Request, quiet: bool = False) -> None:
         sweep = Sweep()
 
     def job(cfg: Any) -> float | None:
-        result = compile_job(request, cfg).run(quiet=quiet, sweep=sweep)
+        try:
+            result = compile_job(request, cfg).run(quiet=quiet, sweep=sweep)
+        finally:
+            if sweep is not None:
+                sweep.tag_trial()
         print(result.run_id, flush=True)
         return result.primary  # what a Hydra sweeper optimises
 

@@ -33,7 +33,7 @@ CORPUS = [
     (["recipe=model", "data.features=[diagnosis]"], "data.features"),
     (["recipe=model", "data.format=excel"], "data.format"),
     (["recipe=model", "~name"], "name"),
-    (["recipe=model", "~model"], "model"),
+    (["recipe=model", "~model.class_path"], "model.class_path"),  # `~model` alone drops a model preset (the group)
     (["recipe=model", "serving.port=70000"], "serving.port"),
     (["recipe=model", "serving.port=abc"], "serving.port"),
     (["recipe=model", "+serving.prot=80"], "serving.prot"),
