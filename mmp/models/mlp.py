@@ -4,6 +4,8 @@
       class_path: mmp.models.mlp.MLPClassifier     # or MLPRegressor
       params: {hidden_layer_sizes: [64, 32], max_epochs: 200}
 
+With `warm_start: true` a fit goes on from the last one up to `max_epochs` epochs in all (optimiser,
+random streams and early-stopping record carry over), which is how mmp fits it in stages for tuning.
 torch is imported when the model is fitted or used, never when mmp starts.
 """
 
@@ -15,11 +17,57 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 
+class _Run:
+    """Where one training run stands: its split, optimiser, random streams and early-stopping record.
+    A warm-started fit picks it up, so that fitting in parts trains exactly as one long fit."""
+
+    def __init__(self, estimator: "_MLP", n_rows: int, n_in: int, n_out: int):
+        import torch
+
+        # No random_state: draw one from numpy, which mmp seeds from the recipe's split seed.
+        seed = estimator.random_state if estimator.random_state is not None else int(np.random.randint(0, 2**31 - 1))
+        self.generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        order = torch.randperm(n_rows, generator=self.generator)
+        n_val = int(n_rows * estimator.validation_fraction) if n_rows >= 20 else 0
+        self.val, self.fit = order[:n_val], order[n_val:]
+        estimator.network_ = estimator._network(n_in, n_out)
+        self.optimiser = torch.optim.AdamW(estimator.network_.parameters(), lr=estimator.learning_rate,
+                                           weight_decay=estimator.weight_decay)
+        self.epoch, self.best, self.best_state, self.waited, self.stopped = 0, float("inf"), None, 0, False
+        self.current, self.torch_rng = None, None
+
+    def record(self, score: float, network: Any, patience: int) -> None:
+        """Note one epoch's validation loss: keep the best weights, stop after `patience` epochs without gain."""
+        if score < self.best - 1e-6:
+            self.best, self.waited = score, 0
+            self.best_state = {k: v.clone() for k, v in network.state_dict().items()}
+        else:
+            self.waited += 1
+            self.stopped = self.waited >= patience
+
+    def pause(self, network: Any) -> None:
+        """Give the network its best weights, keeping the ones training goes on from."""
+        import torch
+
+        if self.best_state is not None:
+            self.current = {k: v.clone() for k, v in network.state_dict().items()}
+            network.load_state_dict(self.best_state)
+        self.torch_rng = torch.get_rng_state()  # dropout draws from torch's global stream
+
+    def resume(self, network: Any) -> None:
+        import torch
+
+        if self.current is not None:
+            network.load_state_dict(self.current)
+        torch.set_rng_state(self.torch_rng)
+
+
 class _MLP(BaseEstimator):
     def __init__(self, hidden_layer_sizes: tuple[int, ...] | list[int] = (64, 32), activation: str = "relu",
                  dropout: float = 0.0, learning_rate: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 64,
                  max_epochs: int = 200, patience: int = 20, validation_fraction: float = 0.1,
-                 random_state: int | None = None):
+                 random_state: int | None = None, warm_start: bool = False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.dropout = dropout
@@ -30,6 +78,7 @@ class _MLP(BaseEstimator):
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.random_state = random_state
+        self.warm_start = warm_start
 
     _ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "gelu": "GELU", "silu": "SiLU"}
 
@@ -48,41 +97,44 @@ class _MLP(BaseEstimator):
         return nn.Sequential(*layers)
 
     def _train(self, X: np.ndarray, y: np.ndarray, n_out: int, loss_fn: Any) -> None:
+        """Train up to `max_epochs` epochs in all; with warm_start, go on from where the last fit stopped
+        (a run that early stopping ended stays ended)."""
         import torch
 
-        # No random_state: draw one from numpy, which mmp seeds from the recipe's split seed.
-        seed = self.random_state if self.random_state is not None else int(np.random.randint(0, 2**31 - 1))
-        generator = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
+        run = self.__dict__.get("_run") if self.warm_start else None
+        if run is None:
+            run = _Run(self, len(X), X.shape[1], n_out)
+        else:
+            run.resume(self.network_)
         X_t, y_t = torch.as_tensor(X), torch.as_tensor(y)
-        order = torch.randperm(len(X_t), generator=generator)
-        n_val = int(len(X_t) * self.validation_fraction) if len(X_t) >= 20 else 0
-        val, fit = order[:n_val], order[n_val:]
-        self.network_ = self._network(X.shape[1], n_out)
-        optimiser = torch.optim.AdamW(self.network_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        best, best_state, waited = float("inf"), None, 0
-        for epoch in range(self.max_epochs):
+        while run.epoch < self.max_epochs and not run.stopped:
             self.network_.train()
-            for batch in fit[torch.randperm(len(fit), generator=generator)].split(self.batch_size):
-                optimiser.zero_grad()
+            for batch in run.fit[torch.randperm(len(run.fit), generator=run.generator)].split(self.batch_size):
+                run.optimiser.zero_grad()
                 loss_fn(self.network_(X_t[batch]), y_t[batch]).backward()
-                optimiser.step()
-            if not n_val:
-                continue
-            self.network_.eval()
-            with torch.no_grad():
-                score = float(loss_fn(self.network_(X_t[val]), y_t[val]))
-            if score < best - 1e-6:
-                best, waited = score, 0
-                best_state = {k: v.clone() for k, v in self.network_.state_dict().items()}
-            else:
-                waited += 1
-                if waited >= self.patience:
-                    break
-        if best_state is not None:
-            self.network_.load_state_dict(best_state)
+                run.optimiser.step()
+            run.epoch += 1
+            if len(run.val):
+                self.network_.eval()
+                with torch.no_grad():
+                    run.record(float(loss_fn(self.network_(X_t[run.val]), y_t[run.val])), self.network_, self.patience)
+        run.pause(self.network_)
         self.network_.eval()
-        self.n_epochs_ = epoch + 1
+        self.n_epochs_ = run.epoch
+        if self.warm_start:
+            self._run = run
+        else:
+            self.__dict__.pop("_run", None)
+
+    def __getstate__(self) -> dict:
+        # A warm start's training state (optimiser, random streams) is not part of the fitted model.
+        state = super().__getstate__()
+        state.pop("_run", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("warm_start", False)  # pickled before warm_start existed
+        super().__setstate__(state)
 
     def _forward(self, X: Any) -> np.ndarray:
         import torch

@@ -22,13 +22,16 @@ def compile(cfg: Any, recipe: str = "?", env: str = "?", origin: Origin = lambda
     from mmp.training.calibrate import Calibrate
     from mmp.training.log import Log
     from mmp.training.stages import Evaluate, Fit, FitQuantiles, Load, Preprocess, Split
+    from mmp.training.tune import Tune
 
     spec = check(OmegaConf.to_container(cfg, resolve=True), origin)
     pipeline = Pipeline(spec=spec, recipe=recipe, env=env, config=masked_container(cfg), origin=origin)
     pipeline.stages = (
         Load(spec),
         Split(spec),
-        Preprocess(spec),
+        # A study opens its own parent run (or joins another process's), so preprocessing stays outside it.
+        Preprocess(spec, opens_run=not spec.tune.enabled),
+        *((Tune(spec, spec.tune.metric or pipeline.primary_metric),) if spec.tune.enabled else ()),
         FitQuantiles(spec) if spec.quantiles else Fit(spec),
         *((Calibrate(spec),) if spec.calibration is not None else ()),
         Evaluate(spec, pipeline.metrics, pipeline.primary_metric, pipeline.higher_is_better),
@@ -41,7 +44,10 @@ def compile_job(request: Any, cfg: Any) -> Pipeline:
     """Inside a Hydra job: compile the composed config, naming files and overrides in errors."""
     from hydra.core.hydra_config import HydraConfig
 
+    from mmp.config.model_presets import apply_model_preset
+
     choices = dict(HydraConfig.get().runtime.choices)
+    cfg = apply_model_preset(cfg, choices, request)
     recipe = str(request.recipe_file) if request.recipe_file else str(choices.get("recipe"))
     env = str(request.env_file) if request.env_file else str(choices.get("env"))
     return compile(cfg, recipe=recipe, env=env, origin=lambda path: request.origin(path, choices))

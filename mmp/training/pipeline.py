@@ -47,7 +47,17 @@ class TrainState:
     predictions: dict[str, Any] = field(default_factory=dict)
     uncalibrated_predictions: dict[str, Any] = field(default_factory=dict)
     primary_key: str = ""
-    run_id: str | None = None
+    run_id: str | None = None  # set before the run opens: resume that run (a tuning study's parent)
+    experiment_id: str | None = None
+    sweep: Any = None  # the `-m` sweep this job belongs to
+    best_params: dict[str, Any] = field(default_factory=dict)  # tuned params the fit stage uses
+    train_codes: Any = None  # classification: train targets as class codes 0..k-1
+    done: bool = False  # nothing left for this process (another process of a shared study refits)
+
+    @property
+    def sweep_parent(self) -> str | None:
+        """The `-m` sweep's parent run in this experiment (created on first use), else None."""
+        return self.sweep.parent_for(self.pipeline, self.experiment_id) if self.sweep is not None else None
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -142,15 +152,21 @@ class Pipeline:
         experiment_id = tracking.experiment_id(self.experiment, self.spec.mlflow.tracking_uri)
         self.progress.stage("tracking", f"{scrub(self.tracking_uri)} -> experiment '{self.experiment}'",
                             time.perf_counter() - started)
-        state = TrainState(pipeline=self)
+        state = TrainState(pipeline=self, experiment_id=experiment_id, sweep=sweep)
         pending = list(self.stages)
         while pending and not pending[0].opens_run:
             self._run_stage(pending.pop(0), state)
-        parent = sweep.parent_for(self, experiment_id) if sweep is not None else None
+        if state.done:  # a process of a shared study that does not refit: its trials are logged
+            return TrainResult(state.run_id or "", experiment_id, uri, {}, "")
         from mmp.errors import Terminated
 
-        with mlflow.start_run(experiment_id=experiment_id, tags={**run_tags(state), **tracking.owner_tags()},
-                              parent_run_id=parent) as run:
+        if state.run_id:  # resume the run a stage opened (a study's parent), now owned by this process
+            opened = mlflow.start_run(run_id=state.run_id)
+            mlflow.set_tags(tracking.owner_tags())
+        else:
+            opened = mlflow.start_run(experiment_id=experiment_id, tags={**run_tags(state), **tracking.owner_tags()},
+                                      parent_run_id=state.sweep_parent)
+        with opened as run:
             state.run_id = run.info.run_id
             try:
                 for stage in pending:

@@ -127,7 +127,8 @@ class Fit:
 
     def describe(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.spec.model.params.items())
-        return f"{self.spec.model.class_path}({params})"
+        tuned = f" with the best {', '.join(self.spec.tune.params)} of the study" if self.spec.tune.enabled else ""
+        return f"{self.spec.model.class_path}({params}){tuned}"
 
     def run(self, state: TrainState) -> str:
         import numpy as np
@@ -138,24 +139,39 @@ class Fit:
 
         spec = self.spec
         seed_everything(spec.data.split.seed)
-        estimator = self.estimator(import_class(spec.model.class_path))
+        estimator = self.estimator(import_class(spec.model.class_path), state.best_params)
         model = SkPipeline([("preprocess", state.preprocessor), ("model", estimator)])
-        train = state.inputs["train"]
+        train, target, rows = self.training_rows(state)
         if spec.task == "clustering":
             model.fit(train)
         elif spec.task == "classification":
             # Every classifier learns class codes 0..k-1 (xgboost insists); the pyfunc maps them back.
-            labels, codes = np.unique(state.targets["train"], return_inverse=True)
+            labels, codes = np.unique(target, return_inverse=True)
             state.classes = [label.item() if hasattr(label, "item") else label for label in labels]
             model.fit(train, codes)
         else:
-            model.fit(train, state.targets["train"])
+            model.fit(train, target)
         state.model = model
-        return f"{spec.model.class_path} on {len(train)} rows, {len(state.features)} features"
+        tuned = f" with the best params ({', '.join(f'{k}={v!r}' for k, v in state.best_params.items())})" \
+            if state.best_params else ""
+        return f"{spec.model.class_path}{tuned} on {len(train)} rows ({rows}), {len(state.features)} features"
 
-    def estimator(self, cls: type) -> Any:
-        """The unfitted estimator: the recipe's class with its params."""
-        return cls(**self.spec.model.params)
+    def training_rows(self, state: TrainState) -> tuple[Any, Any, str]:
+        """The rows the model learns from: train, or train + validation when a tuned model is refit on both."""
+        import numpy as np
+        import pandas as pd
+
+        train, target = state.inputs["train"], state.targets.get("train")
+        if self.spec.tune.enabled and self.spec.tune.refit == "train+validation" and len(state.inputs["validation"]):
+            validation = state.inputs["validation"]
+            both = pd.concat([train, validation])
+            return both, np.concatenate([target, state.targets["validation"]]) if target is not None else None, \
+                "train + validation"
+        return train, target, "train"
+
+    def estimator(self, cls: type, tuned: dict[str, Any] | None = None) -> Any:
+        """The unfitted estimator: the recipe's class with its params (and the tuned ones over them)."""
+        return cls(**{**self.spec.model.params, **(tuned or {})})
 
 
 @dataclass
@@ -173,7 +189,7 @@ class FitQuantiles(Fit):
         return (f"{super().describe()} per quantile {', '.join(f'{q:g}' for q in quantiles)} ({told}); "
                 f"prediction: {point}")
 
-    def estimator(self, cls: type) -> Any:
+    def estimator(self, cls: type, tuned: dict[str, Any] | None = None) -> Any:
         from mmp.config.catalogue import quantile_loss
         from mmp.models.quantile import MultiQuantileRegressor
 
@@ -226,7 +242,9 @@ class Evaluate:
             if state.uncalibrated is not None and name != "train":
                 values.update(self._calibration_metrics(state, name, X, predicted))
             state.metrics.update({f"{name}_{metric}": value for metric, value in values.items()})
-        state.primary_key = f"{'validation' if state.sizes['validation'] else 'test'}_{self.primary_metric}"
+        refit_on_validation = self.spec.tune.enabled and self.spec.tune.refit == "train+validation"
+        scored = "validation" if state.sizes["validation"] and not refit_on_validation else "test"
+        state.primary_key = f"{scored}_{self.primary_metric}"
         shown = [f"{split} " + ", ".join(f"{k[len(split) + 1:]} {v:.4g}" for k, v in state.metrics.items()
                                          if k.startswith(split + "_"))
                  for split in ("validation", "test") if state.sizes.get(split)]
