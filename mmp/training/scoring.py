@@ -28,14 +28,13 @@ def metric_value(model: Any, X: Any, y: Any, spec: RunSpec, metric: str, classes
     """`metric` of a fitted model's predictions of X against y."""
     import math
 
-    from mmp.models.tabular import prediction_frame
+    from mmp.models.tabular import prediction_columns
     from mmp.training.metrics import compute
     from mmp.training.stages import _probabilities
 
-    predicted = prediction_frame(model, X, spec.task, classes)
+    predicted = prediction_columns(model, X, spec.task, classes)  # what the served model outputs, as arrays
     proba = _probabilities(predicted, classes) if spec.task == "classification" else None
-    values = compute(spec.task, [metric], y_true=y, y_pred=predicted["prediction"].to_numpy(), proba=proba,
-                     classes=classes)
+    values = compute(spec.task, [metric], y_true=y, y_pred=predicted["prediction"], proba=proba, classes=classes)
     if metric not in values or not math.isfinite(values[metric]):
         raise ValueError(f"{metric} is undefined for this trial's predictions "
                          f"({'no probabilities' if proba is None and spec.task == 'classification' else 'not finite'})")

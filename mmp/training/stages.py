@@ -275,14 +275,16 @@ class Evaluate:
 
 
 def _probabilities(predicted: Any, classes: list | None):
-    """The (rows, classes) probability matrix back from the prediction frame's columns."""
+    """The (rows, classes) probability matrix back from the prediction columns (a frame or a dict of arrays)."""
     import numpy as np
 
     if "probability" in predicted:
-        positive = predicted["probability"].to_numpy()
+        positive = np.asarray(predicted["probability"])
         return np.column_stack([1 - positive, positive])
     columns = [f"probability_{c}" for c in classes or []]
-    return predicted[columns].to_numpy() if columns and all(c in predicted for c in columns) else None
+    if not columns or not all(c in predicted for c in columns):
+        return None
+    return np.column_stack([np.asarray(predicted[c]) for c in columns])
 
 
 def run_tags(state: TrainState) -> dict[str, str]:

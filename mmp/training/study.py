@@ -30,6 +30,37 @@ REFIT_SUFFIX = ".mmp-refit"
 JOIN_WAIT_S = 120
 
 
+@contextmanager
+def sqlite_lock(url: str | None) -> Iterator[None]:
+    """Hold an inter-process lock beside a SQLite study file (no-op for other storages).
+
+    SQLite ignores the row lock (SELECT ... FOR UPDATE) Optuna's WAITING -> RUNNING claim relies on,
+    so two processes could claim one trial (optuna#4002), and two processes creating the tables of a
+    fresh file race in Alembic. Processes on one machine, the only place SQLite is shared, take turns
+    here instead; PostgreSQL and MySQL lock the row themselves.
+    """
+    path = _sqlite_file(url)
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(f"{path}.mmp-lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _sqlite_file(url: str | None) -> str | None:
+    """The database file of a `sqlite:///PATH` URL, else None (other databases, in-memory SQLite)."""
+    if not url or not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///"):].split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
 @dataclass
 class Study:
     """The Optuna study, its storage, and this process's part in it."""
@@ -39,6 +70,7 @@ class Study:
     shared: bool  # in a database other processes may use
     created: bool  # this process created it (and its parent run)
     n_trials: int | None
+    url: str | None = None
 
     @property
     def name(self) -> str:
@@ -58,15 +90,19 @@ class Study:
         fresh = optuna.load_study(study_name=study.study_name, storage=self.storage,
                                   sampler=study.sampler, pruner=study.pruner)
         study_id = self.storage.get_study_id_from_name(study.study_name)
-        for waiting in self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
-            trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, waiting.number)
-            try:
-                if self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
-                    self.optuna_study = fresh
-                    return optuna.Trial(fresh, trial_id)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another process claimed and finished it in between
-        return None
+        with sqlite_lock(self.url):
+            for waiting in self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+                trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, waiting.number)
+                try:
+                    claimed = self.storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue  # another process claimed and finished it in between
+                if claimed:
+                    break
+            else:
+                return None
+        self.optuna_study = fresh
+        return optuna.Trial(fresh, trial_id)
 
     @contextmanager
     def heartbeat(self, trial: Any) -> Iterator[None]:
@@ -148,7 +184,8 @@ def open_study(url: str | None, name: str, direction: str, sampler: Any, pruner:
     import optuna
 
     try:
-        storage = storage_for(url)
+        with sqlite_lock(url):  # the first process creates the tables of a fresh file alone
+            storage = storage_for(url)
     except Exception as exc:  # unreachable server, wrong password, no such database: the user's to fix
         from mmp.masking import scrub
 
@@ -161,7 +198,7 @@ def open_study(url: str | None, name: str, direction: str, sampler: Any, pruner:
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
         created = False
-    out = Study(study, storage, shared=url is not None, created=created, n_trials=n_trials)
+    out = Study(study, storage, shared=url is not None, created=created, n_trials=n_trials, url=url)
     if created:
         study.set_user_attr(SPACE_ATTR, json.dumps(space, sort_keys=True, default=str))
         if out.shared and n_trials is not None:

@@ -52,8 +52,7 @@ class Search:
                 return self._summary_line(best) + "; another process refits the best"
             self._log_summary(parent, done, best)
         except (Terminated, KeyboardInterrupt):
-            if self.study.created:
-                self.client.set_terminated(parent, "KILLED")
+            self._kill_own_runs(parent)
             raise
         except Exception as exc:
             if self.study.created or isinstance(exc, UserError):
@@ -108,6 +107,18 @@ class Search:
         run = self.client.create_run(state.experiment_id, tags=tags)
         study.optuna_study.set_user_attr(READY_ATTR, run.info.run_id)
         return run.info.run_id
+
+    def _kill_own_runs(self, parent: str) -> None:
+        """Asked to stop: every run this process left RUNNING (a trial caught between its run's creation
+        and its end, the parent it created) becomes KILLED, as a plain train's run does."""
+        from mmp.io.tracking import OWNER_HOST, OWNER_PID, owner_tags
+
+        mine = owner_tags()
+        query = (f"attributes.status = 'RUNNING' and tags.`{OWNER_PID}` = '{mine[OWNER_PID]}' "
+                 f"and tags.`{OWNER_HOST}` = '{mine[OWNER_HOST]}'")
+        for run in self.client.search_runs([self.state.experiment_id], filter_string=query, max_results=1000):
+            if run.info.run_id == parent or run.data.tags.get("mlflow.parentRunId") == parent:
+                self.client.set_terminated(run.info.run_id, "KILLED")
 
     # --- trials ---------------------------------------------------------------------------
 
@@ -166,7 +177,12 @@ class Search:
             self._end_child(run_id, trial, reports, None, "FAIL", error,
                             detail="".join(traceback.format_exception(exc))[-20000:])
             return "FAIL", None, error.splitlines()[0][:200]
-        study.tell(trial, value)
+        try:
+            study.tell(trial, value)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):  # told first by another process
+            reason = f"trial {trial.number} was finished by another process; this run of it is not counted"
+            self._end_child(run_id, trial, reports, value, "FAIL", reason)
+            return "FAIL", None, reason
         self._end_child(run_id, trial, reports, value, "COMPLETE", "")
         return "COMPLETE", value, ""
 

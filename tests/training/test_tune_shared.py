@@ -62,3 +62,21 @@ def test_a_process_with_another_search_space_cannot_join_the_study(workspace, po
     assert second.returncode == 2
     assert "tune.study: study 'guarded'" in err and "searches a different space (differs in: params)" in err
     assert postgres_db.split("@")[0].split(":")[-1] not in err
+
+
+def test_two_processes_on_one_sqlite_file_never_run_a_trial_twice(workspace, tmp_path):
+    """SQLite ignores the row lock Optuna's claim relies on (optuna#4002); mmp serialises claims with a
+    file lock, so fast trials claimed by two processes at once are still each run exactly once."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    words = ["recipe=tuning/breast_cancer", "tune.n_trials=60", "tune.pruner=none", f"tune.storage={url}",
+             "tune.study=fast", "model.params.max_iter=50"]
+    procs = [_start(workspace, *words) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    numbers = [int(line.split()[1].rstrip(":")) for _, err in outs for line in err.splitlines()
+               if line.strip().startswith("trial ")]
+    assert sorted(numbers) == list(range(60)), "every trial ran once, in one of the processes"
+    study = optuna.load_study(study_name="fast", storage=url)
+    assert len(study.trials) == 60 and all(t.state.is_finished() for t in study.trials)
