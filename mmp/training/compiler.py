@@ -50,4 +50,6 @@ def compile_job(request: Any, cfg: Any) -> Pipeline:
     cfg = apply_model_preset(cfg, choices, request)
     recipe = str(request.recipe_file) if request.recipe_file else str(choices.get("recipe"))
     env = str(request.env_file) if request.env_file else str(choices.get("env"))
-    return compile(cfg, recipe=recipe, env=env, origin=lambda path: request.origin(path, choices))
+    pipeline = compile(cfg, recipe=recipe, env=env, origin=lambda path: request.origin(path, choices))
+    pipeline.preset = choices.get("model")  # tagged on the run: which `model=NAME` replaced the recipe's model
+    return pipeline

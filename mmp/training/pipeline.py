@@ -105,6 +105,7 @@ class Pipeline:
     stages: tuple[Stage, ...] = ()
     origin: Callable[[str], "str | None"] = field(default=lambda path: None, repr=False)  # key path -> its file
     progress: Any = field(default=None, repr=False)
+    preset: str | None = None  # the model preset chosen with `model=NAME`, if any
 
     @property
     def metrics(self) -> list[str]:

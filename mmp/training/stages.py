@@ -306,6 +306,8 @@ def run_tags(state: TrainState) -> dict[str, str]:
     }
     if spec.environment.name:
         tags["mmp.environment"] = spec.environment.name
+    if pipeline.preset:
+        tags["mmp.model_preset"] = str(pipeline.preset)
     commit = _git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit

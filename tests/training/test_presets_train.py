@@ -54,3 +54,5 @@ def test_a_sweep_over_presets_trains_each_with_the_shared_overrides(project):
     assert sorted(p["model.class_path"] for p in params) == ["sklearn.ensemble.ExtraTreesClassifier",
                                                              "sklearn.ensemble.RandomForestClassifier"]
     assert all(p["model.params.n_estimators"] == "20" and "model.params.max_depth" not in p for p in params)
+    assert sorted(client.get_run(run_id).data.tags["mmp.model_preset"] for run_id in runs) == ["extra_trees",
+                                                                                               "random_forest"]
