@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import copy_project  # noqa: E402
+from benchlib import HGB_SEARCH_SPACE, copy_project  # noqa: E402
 
 RECIPE = """
 name: bench_tune_hgb
@@ -46,11 +46,7 @@ evaluate:
 tune:
   pruner: none
   params:
-    learning_rate: {type: float, low: 0.01, high: 0.3, log: true}
-    max_leaf_nodes: {type: int, low: 4, high: 64}
-    min_samples_leaf: {type: int, low: 5, high: 60}
-    l2_regularization: {type: float, low: 0.000001, high: 10.0, log: true}
-"""
+""" + HGB_SEARCH_SPACE
 
 # What a competent user writes for the same study by hand.
 HAND_WRITTEN = """

@@ -7,6 +7,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The tuning benchmarks' search space over HistGradientBoostingClassifier (a recipe's tune.params).
+HGB_SEARCH_SPACE = """\
+    learning_rate: {type: float, low: 0.01, high: 0.3, log: true}
+    max_leaf_nodes: {type: int, low: 4, high: 64}
+    min_samples_leaf: {type: int, low: 5, high: 60}
+    l2_regularization: {type: float, low: 0.000001, high: 10.0, log: true}
+"""
+
 
 def copy_project(dest: Path) -> Path:
     """conf/, recipes/ and data/ of this repository copied into `dest` (a working mmp project)."""
