@@ -232,7 +232,7 @@ def _node_at(request: Any, path: str, without: str) -> Any:
 
 def _written_at(request: Any, needle: str, choices: dict[str, Any]) -> str | None:
     """The key path whose value holds `needle`: in an override, else in the recipe, env or main config file."""
-    from mmp.config.request import _yaml_data
+    from mmp.config.request import yaml_data
 
     for override in reversed(request.overrides):
         if needle in override.partition("=")[2]:
@@ -248,7 +248,7 @@ def _written_at(request: Any, needle: str, choices: dict[str, Any]) -> str | Non
         return None
 
     for file in (*request.files(choices), request.conf_dir / "config.yaml"):
-        found = find(_yaml_data(file), "") if file is not None else None
+        found = find(yaml_data(file), "") if file is not None else None
         if found:
             return found
     return None

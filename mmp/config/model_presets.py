@@ -72,9 +72,9 @@ def _chooses_preset(override: str) -> bool:
 
 def _defaults_entry(conf_dir: Path) -> tuple[bool, str | None]:
     """Whether config.yaml's defaults list has a `model` entry, and the preset it chooses (None: none)."""
-    from mmp.config.request import _yaml_data
+    from mmp.config.request import yaml_data
 
-    defaults = _yaml_data(conf_dir / "config.yaml").get("defaults")
+    defaults = yaml_data(conf_dir / "config.yaml").get("defaults")
     for item in defaults if isinstance(defaults, list) else []:
         if isinstance(item, dict) and len(item) == 1:
             (key, option), = item.items()
@@ -96,9 +96,9 @@ def preset_files(conf_dir: Path | None) -> dict[str, Path]:
 
 def preset_classes(path: Path) -> dict[str, str]:
     """task -> class path that a preset file declares (`(any task)` for a single class path)."""
-    from mmp.config.request import _yaml_data
+    from mmp.config.request import yaml_data
 
-    model = _yaml_data(path).get("model")
+    model = yaml_data(path).get("model")
     classes = model.get("class_path") if isinstance(model, dict) else None
     if isinstance(classes, str):
         return {_TASK_FREE: classes}

@@ -95,7 +95,7 @@ class Request:
     def choices(self) -> dict[str, str]:
         """The recipe, env and model options this request picks (its overrides, else config.yaml's defaults),
         for errors raised before Hydra's own record of them (`runtime.choices`) exists."""
-        defaults = _yaml_data(self.conf_dir / "config.yaml").get("defaults") or []
+        defaults = yaml_data(self.conf_dir / "config.yaml").get("defaults") or []
         chosen = {}
         for item in defaults if isinstance(defaults, list) else []:
             if isinstance(item, dict) and len(item) == 1:
@@ -119,7 +119,7 @@ def _option_file(folder: Path, option: str | None) -> Path | None:
     return folder / f"{option}.yaml"
 
 
-def _yaml_data(path: Path) -> dict:
+def yaml_data(path: Path) -> dict:
     """The mapping a YAML file holds (empty when it cannot be read or is no mapping)."""
     import yaml
 
@@ -132,7 +132,7 @@ def _yaml_data(path: Path) -> dict:
 
 def _top_level_keys(path: Path) -> set[str]:
     """The root keys a YAML file writes (none when it cannot be read)."""
-    return {str(k) for k in _yaml_data(path)}
+    return {str(k) for k in yaml_data(path)}
 
 
 def shown_path(path: Path | None) -> str | None:

@@ -30,10 +30,10 @@ def metric_value(model: Any, X: Any, y: Any, spec: RunSpec, metric: str, classes
 
     from mmp.models.tabular import prediction_columns
     from mmp.training.metrics import compute
-    from mmp.training.stages import _probabilities
+    from mmp.training.stages import probability_matrix
 
     predicted = prediction_columns(model, X, spec.task, classes)  # what the served model outputs, as arrays
-    proba = _probabilities(predicted, classes) if spec.task == "classification" else None
+    proba = probability_matrix(predicted, classes) if spec.task == "classification" else None
     values = compute(spec.task, [metric], y_true=y, y_pred=predicted["prediction"], proba=proba, classes=classes)
     if metric not in values or not math.isfinite(values[metric]):
         raise ValueError(f"{metric} is undefined for this trial's predictions "

@@ -131,7 +131,6 @@ class Fit:
         return f"{self.spec.model.class_path}({params}){tuned}"
 
     def run(self, state: TrainState) -> str:
-        import numpy as np
         from sklearn.pipeline import Pipeline as SkPipeline
 
         from mmp.config.estimators import import_class
@@ -145,9 +144,7 @@ class Fit:
         if spec.task == "clustering":
             model.fit(train)
         elif spec.task == "classification":
-            # Every classifier learns class codes 0..k-1 (xgboost insists); the pyfunc maps them back.
-            labels, codes = np.unique(target, return_inverse=True)
-            state.classes = [label.item() if hasattr(label, "item") else label for label in labels]
+            state.classes, codes = class_codes(target)
             model.fit(train, codes)
         else:
             model.fit(train, target)
@@ -163,10 +160,8 @@ class Fit:
 
         train, target = state.inputs["train"], state.targets.get("train")
         if self.spec.tune.enabled and self.spec.tune.refit == "train+validation" and len(state.inputs["validation"]):
-            validation = state.inputs["validation"]
-            both = pd.concat([train, validation])
-            return both, np.concatenate([target, state.targets["validation"]]) if target is not None else None, \
-                "train + validation"
+            both = pd.concat([train, state.inputs["validation"]])  # tuning needs a target: there is one
+            return both, np.concatenate([target, state.targets["validation"]]), "train + validation"
         return train, target, "train"
 
     def estimator(self, cls: type, tuned: dict[str, Any] | None = None) -> Any:
@@ -234,7 +229,7 @@ class Evaluate:
             labels = predicted["prediction"].to_numpy()
             values = compute(
                 task, self.metrics, y_true=state.targets.get(name), y_pred=labels,
-                proba=_probabilities(predicted, state.classes) if task == "classification" else None,
+                proba=probability_matrix(predicted, state.classes) if task == "classification" else None,
                 classes=state.classes, X=state.model[:-1].transform(X) if task == "clustering" else None,
                 labels=labels if task == "clustering" else None,
             )
@@ -268,13 +263,22 @@ class Evaluate:
         state.uncalibrated_predictions[name] = before
         y, out = state.targets[name], {}
         for suffix, frame in (("", predicted), ("_uncalibrated", before)):
-            proba = _probabilities(frame, state.classes)
+            proba = probability_matrix(frame, state.classes)
             if proba is not None:  # a classifier with only decision_function has no probabilities before
                 out.update({f"{metric}{suffix}": value for metric, value in probability_metrics(y, proba, state.classes).items()})
         return out
 
 
-def _probabilities(predicted: Any, classes: list | None):
+def class_codes(target: Any) -> tuple[list, Any]:
+    """The sorted class labels and `target` as codes 0..k-1: every classifier learns codes (xgboost
+    insists) and the logged model maps them back to labels."""
+    import numpy as np
+
+    labels, codes = np.unique(target, return_inverse=True)
+    return [label.item() if hasattr(label, "item") else label for label in labels], codes
+
+
+def probability_matrix(predicted: Any, classes: list | None):
     """The (rows, classes) probability matrix back from the prediction columns (a frame or a dict of arrays)."""
     import numpy as np
 

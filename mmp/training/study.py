@@ -211,13 +211,8 @@ def open_study(url: str | None, name: str, direction: str, sampler: Any, pruner:
 
 def _check_joinable(study: Study, direction: str, space: dict[str, Any], shown_url: str) -> None:
     """A joining process must search the same space in the same direction as the creator."""
-    deadline = time.monotonic() + JOIN_WAIT_S
-    while SPACE_ATTR not in study.optuna_study.user_attrs:  # the creator has not written it yet
-        if time.monotonic() > deadline:
-            raise UserError(f"tune.study: study '{study.name}' in {shown_url} was not created by mmp "
-                            "(it has no search space); pick another tune.study")
-        time.sleep(0.5)
-    theirs = json.loads(study.optuna_study.user_attrs[SPACE_ATTR])
+    theirs = json.loads(_wait_for_attr(study, SPACE_ATTR, f"tune.study: study '{study.name}' in {shown_url} was "
+                                       "not created by mmp (it has no search space); pick another tune.study"))
     ours = json.loads(json.dumps(space, sort_keys=True, default=str))
     their_direction = study.optuna_study.direction.name.lower()
     if theirs != ours or their_direction != direction:
@@ -229,12 +224,16 @@ def _check_joinable(study: Study, direction: str, space: dict[str, Any], shown_u
 
 def wait_until_ready(study: Study) -> str:
     """The MLflow parent run the creator opened for the study (a joining process waits for it)."""
+    return _wait_for_attr(study, READY_ATTR, f"tune.study: study '{study.name}' has no MLflow parent run after "
+                          f"{JOIN_WAIT_S} s; the process that created it may have died before starting. "
+                          "Pick a new tune.study")
+
+
+def _wait_for_attr(study: Study, attr: str, error: str) -> str:
+    """The study's user attribute `attr`, once its creator has written it; UserError(error) after JOIN_WAIT_S."""
     deadline = time.monotonic() + JOIN_WAIT_S
-    while True:
-        attrs = study.optuna_study.user_attrs
-        if READY_ATTR in attrs:
-            return str(attrs[READY_ATTR])
+    while attr not in study.optuna_study.user_attrs:
         if time.monotonic() > deadline:
-            raise UserError(f"tune.study: study '{study.name}' has no MLflow parent run after {JOIN_WAIT_S} s; "
-                            "the process that created it may have died before starting. Pick a new tune.study")
+            raise UserError(error)
         time.sleep(0.5)
+    return str(study.optuna_study.user_attrs[attr])

@@ -13,7 +13,7 @@ from mmp.config.spec import RunSpec
 from mmp.errors import Terminated, UserError
 from mmp.training.pipeline import TrainState
 from mmp.training.study import READY_ATTR, Study, open_study, wait_until_ready
-from mmp.training.tune import STAGES, _shown, elapsed_over, suggest
+from mmp.training.tune import STAGES, elapsed_over, shown_storage, suggest, tune_seed
 
 
 class Search:
@@ -28,15 +28,15 @@ class Search:
 
     def run(self) -> str:
         import mlflow
-        import numpy as np
         import optuna
+
+        from mmp.training.stages import class_codes
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # mmp prints one line per trial itself
         state = self.state
         self.client = mlflow.MlflowClient()
         if self.spec.task == "classification":
-            labels, state.train_codes = np.unique(state.targets["train"], return_inverse=True)
-            state.classes = [label.item() if hasattr(label, "item") else label for label in labels]
+            state.classes, state.train_codes = class_codes(state.targets["train"])
         self.study = self._open()
         parent = self._parent_run()
         progress = state.pipeline.progress
@@ -46,7 +46,7 @@ class Search:
             self._trials(parent)
             self.study.wait_for_running(progress)
             done = self.study.optuna_study.get_trials(deepcopy=False)
-            best = self._best()
+            best = self.study.optuna_study.best_trial
             if not self.study.claim_refit():
                 state.run_id, state.done = parent, True
                 return self._summary_line(best) + "; another process refits the best"
@@ -69,7 +69,7 @@ class Search:
         import optuna
 
         tune = self.tune
-        seed = tune.seed if tune.seed is not None else self.spec.data.split.seed
+        seed = tune_seed(self.spec)
         name = tune.study or (self.spec.name if tune.storage is None else
                               f"{self.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         sampler = self._sampler(seed)
@@ -81,7 +81,7 @@ class Search:
         space = {"params": {k: v.model_dump() for k, v in tune.params.items()}, "metric": self.scored_on,
                  "model": self.spec.model.class_path}
         study = open_study(tune.storage, name, self.direction, sampler, pruner, tune.n_trials, space,
-                           _shown(tune.storage))
+                           shown_storage(tune.storage))
         if not study.created:  # processes joining one study must not draw the same params as the first
             study.optuna_study.sampler = self._sampler(seed + 1 + os.getpid())
         return study
@@ -220,9 +220,6 @@ class Search:
         raise UserError(f"tune: none of the {len(trials)} trial(s) completed "
                         f"({sum(1 for t in trials if t.state.name == 'FAIL')} failed, "
                         f"{sum(1 for t in trials if t.state.name == 'PRUNED')} pruned){first}")
-
-    def _best(self) -> Any:
-        return self.study.optuna_study.best_trial
 
     # --- the study's summary on the parent run ----------------------------------------------------
 

@@ -40,10 +40,13 @@ class Tune:
         tune = self.spec.tune
         budget = " and ".join(x for x in (f"{tune.n_trials} trials" if tune.n_trials else "",
                                           f"{tune.timeout:g} s per process" if tune.timeout else "") if x)
-        seed = tune.seed if tune.seed is not None else self.spec.data.split.seed
+        seed = tune_seed(self.spec)
         scored = f"{tune.cv}-fold CV on train" if tune.cv else "validation"
         space = ", ".join(f"{name} {_describe_space(p)}" for name, p in tune.params.items())
-        shared = f"; study '{tune.study or self.spec.name}' shared through {_shown(tune.storage)}" if tune.storage else ""
+        shared = ""
+        if tune.storage:  # without a name to join, each run keeps a study of its own in the storage
+            shared = (f"; study '{tune.study}' shared through {shown_storage(tune.storage)}" if tune.study
+                      else f"; a study of its own in {shown_storage(tune.storage)}")
         return (f"{budget} of {tune.sampler.upper() if tune.sampler == 'tpe' else tune.sampler} (seed {seed}), "
                 f"{tune.pruner} pruner; {self.direction} {self.metric} on {scored} over {space}; "
                 f"refit the best on {tune.refit}{shared}")
@@ -62,7 +65,13 @@ def _describe_space(space: Any) -> str:
     return f"{space.type} {space.low:g}..{space.high:g}{extra}"
 
 
-def _shown(url: str | None) -> str:
+def tune_seed(spec: RunSpec) -> int:
+    """The sampler's seed: tune.seed, else the split's seed."""
+    return spec.tune.seed if spec.tune.seed is not None else spec.data.split.seed
+
+
+def shown_storage(url: str | None) -> str:
+    """The study storage as it may be printed: its password masked."""
     from mmp.masking import scrub
 
     return scrub(url or "memory")

@@ -42,11 +42,11 @@ def log_study(client: Any, run_id: str, study: Any, trials: list, best: Any, sco
     client.log_text(run_id, json.dumps({"study": study.study_name, "direction": study.direction.name.lower(),
                                         "metric": scored_on, "best_trial": best.number, "best_value": best.value,
                                         "best_params": best.params}, indent=2, default=str), "tune/best.json")
+    from mmp.training.plots import close
+
     for name, figure in _figures(study):
         client.log_figure(run_id, figure, f"plots/tune_{name}.png")
-        import matplotlib.pyplot as plt
-
-        plt.close(figure)
+        close(figure)
 
 
 def _figures(study: Any):
