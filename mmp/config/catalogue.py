@@ -111,12 +111,25 @@ METRICS: dict[str, dict[str, Metric]] = {
         "silhouette": Metric("mean silhouette coefficient", True),
         "davies_bouldin": Metric("Davies-Bouldin index", False),
     },
+    "timeseries": {  # per series, then averaged over series (and backtest windows)
+        "mase": Metric("mean absolute scaled error: MAE over the in-sample seasonal-naive MAE (< 1 beats it)", False),
+        "mae": Metric("mean absolute error", False),
+        "rmse": Metric("root mean squared error", False),
+        "smape": Metric("symmetric mean absolute percentage error, in [0, 2]", False),
+        "mape": Metric("mean absolute percentage error (undefined where the actual is 0)", False),
+    },
+    "causal": {  # the ATE and its confidence interval are always reported beside these
+        "auuc": Metric("area under the uplift curve, normalised; random targeting scores 0.5", True),
+        "qini": Metric("Qini coefficient: area between the Qini curve and random targeting", True),
+    },
 }
 
 DEFAULT_METRICS = {
     "classification": ["accuracy", "f1", "roc_auc", "log_loss"],
     "regression": ["rmse", "mae", "r2"],
     "clustering": ["silhouette", "davies_bouldin"],
+    "timeseries": ["mase", "mae", "rmse", "smape"],
+    "causal": ["auuc", "qini"],
 }
 
 

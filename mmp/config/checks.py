@@ -84,6 +84,32 @@ def recipe_problems(config: dict[str, Any], origin: Origin = _no_origin) -> list
     problems += _calibration_problems(config, task, origin)
     problems += _quantile_problems(config, task, origin)
     problems += tune_problems(config, task, _model_class(config), origin)
+    problems += _task_section_problems(config, task, origin)
+    return problems
+
+
+# Tasks whose model is not one scikit-learn estimator: each checks its own models and sections.
+TASK_CHECKS = {
+    "timeseries": "mmp.config.forecast_checks:forecast_problems",
+    "causal": "mmp.config.causal_checks:causal_problems",
+}
+
+
+def _task_section_problems(config: dict[str, Any], task: str | None, origin: Origin) -> list[Problem]:
+    """A section or key that belongs to another task, then the task's own checks."""
+    import importlib
+
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    problems = []
+    owned = (("forecast", config.get("forecast"), "timeseries"), ("data.time_column", data.get("time_column"), "timeseries"),
+             ("data.treatment", data.get("treatment"), "causal"))
+    for path, value, owner in owned:
+        if task and value is not None and task != owner:
+            problems.append(Problem(path, f"'{path}' belongs to {owner} recipes; the task is {task}",
+                                    f"remove it, or set task: {owner}", origin(path)))
+    if task in TASK_CHECKS:
+        module, name = TASK_CHECKS[task].split(":")
+        problems += getattr(importlib.import_module(module), name)(config, origin)
     return problems
 
 
@@ -99,6 +125,8 @@ def _model_problems(model: Any, task: str | None, origin: Origin) -> list[Proble
     params = model.get("params") or {}
     if isinstance(params, dict):
         problems += check_params(cls, params, "model.params", origin)
+    if task in TASK_CHECKS:
+        return problems  # the task's own checks say which classes it takes
     kind = estimator_kind(cls)
     if task and kind and kind != KIND_FOR_TASK[task]:
         problems.append(Problem(
@@ -184,7 +212,7 @@ def _data_problems(data: Any, task: str | None, origin: Origin) -> list[Problem]
         problems.append(Problem("data.split.strategy", f"stratified splits need class labels; the task is {task}",
                                 "use random or temporal", origin("data.split.strategy")))
     target = data.get("target")
-    if task in ("classification", "regression") and not target:
+    if task in ("classification", "regression", "timeseries", "causal") and not target:
         problems.append(Problem("data.target", f"a {task} recipe needs a target column", None, origin("data.target")))
     if task == "clustering" and target:  # it would be read, then never used: say so instead
         problems.append(Problem("data.target", "clustering learns without a target; remove data.target (or set it to null)",

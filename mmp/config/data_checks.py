@@ -73,8 +73,10 @@ def column_problems(spec: RunSpec, frame, origin: Origin = _no_origin) -> list[P
 
 
 def feature_columns(spec: RunSpec, columns: list[str]) -> list[str]:
-    """The model's input columns: `data.features`, else every column but entities, target, time column."""
+    """The model's input columns: `data.features`, else every column but entities, target, time
+    columns and treatment."""
     if spec.data.features is not None:
         return list(spec.data.features)
-    excluded = set(spec.data.entity_columns) | {spec.data.target, spec.data.split.time_column}
+    data = spec.data
+    excluded = set(data.entity_columns) | {data.target, data.split.time_column, data.time_column, data.treatment}
     return [c for c in columns if c not in excluded]

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-TASKS = ("classification", "regression", "clustering")
+TASKS = ("classification", "regression", "clustering", "timeseries", "causal")
 
 
 class _Strict(BaseModel):
@@ -33,8 +33,10 @@ class DataSpec(_Strict):
     format: Literal["csv", "parquet", "json"] | None = None  # None: from the file extension
     entity_columns: list[str] = Field(default_factory=list)
     target: str | None = None
-    features: list[str] | None = None  # None: every column but entity columns and target
+    features: list[str] | None = None  # None: every column but entity columns, target, time and treatment
     split: SplitSpec = Field(default_factory=SplitSpec)
+    time_column: str | None = None  # timeseries: the time index of each series (entity_columns name the series)
+    treatment: str | None = None  # causal: the treatment column (0 = control, 1 = treated)
 
 
 class StepSpec(BaseModel):
@@ -101,9 +103,28 @@ class TuneSpec(_Strict):
         return self.n_trials is not None or self.timeout is not None
 
 
+class ForecastSpec(_Strict):
+    """Timeseries: how far ahead to forecast, at which frequency, and what an ML forecaster sees.
+
+    Statistical models (statsforecast) use `season_length`; machine-learning forecasters
+    (mlforecast over any regressor) use `lags`, `rolling_windows`, `date_features`, `differences`.
+    Evaluation backtests `windows` rolling origins, `step_size` apart, before the test window."""
+
+    horizon: int = Field(gt=0)
+    frequency: str | None = None  # a pandas offset alias (D, W-SUN, MS, QS, YS, h, ...); None: inferred
+    season_length: int | None = Field(None, gt=0)  # None: from the frequency (12 monthly, 4 quarterly, 7 daily, ...)
+    lags: list[int] = Field(default_factory=list)
+    rolling_windows: list[int] = Field(default_factory=list)  # rolling means of the target, lagged by one step
+    date_features: list[str] = Field(default_factory=list)  # month, quarter, year, dayofweek, dayofyear, hour, ...
+    differences: list[int] = Field(default_factory=list)  # difference the target before learning (1, or the season)
+    windows: int = Field(3, gt=0)  # backtest windows (rolling origin) on the rows before the test window
+    step_size: int | None = Field(None, gt=0)  # between backtest origins; None: the horizon
+    level: list[int] = Field(default_factory=lambda: [90])  # prediction interval levels, in percent
+
+
 class RecipeSpec(_Strict):
     name: str
-    task: Literal["classification", "regression", "clustering"]
+    task: Literal["classification", "regression", "clustering", "timeseries", "causal"]
     description: str | None = None
     data: DataSpec
     preprocess: list[StepSpec] = Field(default_factory=list)
@@ -111,6 +132,7 @@ class RecipeSpec(_Strict):
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     calibration: CalibrationSpec | None = None  # classification only
     quantiles: list[float] | None = None  # regression only: one model per quantile, e.g. [0.05, 0.5, 0.95]
+    forecast: ForecastSpec | None = None  # timeseries only
     tune: TuneSpec = Field(default_factory=TuneSpec)
 
 
@@ -189,7 +211,8 @@ class RunSpec(RecipeSpec, EnvSpec):
     @model_validator(mode="after")
     def _default_split_strategy(self) -> "RunSpec":
         if self.data.split.strategy is None:
-            self.data.split.strategy = "stratified" if self.task == "classification" else "random"
+            strategies = {"classification": "stratified", "timeseries": "temporal"}
+            self.data.split.strategy = strategies.get(self.task, "random")
         return self
 
 

@@ -146,6 +146,11 @@ def _setting_problems(config: dict, tune: dict, task: str | None, origin: Origin
         problems.append(Problem("tune", "tuning scores trials against a target; the task is clustering",
                                 "remove tune.n_trials / tune.timeout, or sweep with 'mmp train -m'", origin("tune")))
         return problems
+    if task in ("timeseries", "causal"):
+        problems.append(Problem("tune", f"tuning a {task} model is not supported yet",
+                                "remove tune.n_trials / tune.timeout, or sweep its params with 'mmp train -m'",
+                                origin("tune")))
+        return problems
     if config.get("quantiles"):
         problems.append(Problem("tune", "tuning a quantile regression is not supported yet",
                                 "tune the point model in one recipe, then fit its quantiles with the best params",

@@ -6,12 +6,19 @@ stage's, so a new task or tuner adds its stages here instead of branching inside
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable
 
 from mmp.config.checks import check
 from mmp.training.pipeline import Pipeline
 
 Origin = Callable[[str], "str | None"]
+
+# Tasks with their own stages (a backtest, a forecaster fit; a treatment-aware learner): name -> builder.
+TASK_STAGES = {
+    "timeseries": "mmp.training.forecasting:forecast_stages",
+    "causal": "mmp.training.causal:causal_stages",
+}
 
 
 def compile(cfg: Any, recipe: str = "?", env: str = "?", origin: Origin = lambda path: None) -> Pipeline:
@@ -26,6 +33,10 @@ def compile(cfg: Any, recipe: str = "?", env: str = "?", origin: Origin = lambda
 
     spec = check(OmegaConf.to_container(cfg, resolve=True), origin)
     pipeline = Pipeline(spec=spec, recipe=recipe, env=env, config=masked_container(cfg), origin=origin)
+    if spec.task in TASK_STAGES:
+        module, name = TASK_STAGES[spec.task].split(":")
+        pipeline.stages = tuple(getattr(importlib.import_module(module), name)(spec, pipeline))
+        return pipeline
     pipeline.stages = (
         Load(spec),
         Split(spec),

@@ -72,6 +72,19 @@ def _flatten(node: Any, prefix: str = ""):
 
 def log_model(state: TrainState) -> None:
     """Log the fitted pipeline as the run's pyfunc model, with signature, input example and pins."""
+    from mmp.models import tabular
+
+    spec = state.pipeline.spec
+    model = tabular.TabularModel(state.model, spec.task, state.features, state.numeric, state.classes)
+    log_pyfunc(state, model, state.inputs["train"].head(5), estimators(state.model), {
+        "classes": state.classes, "quantiles": sorted(spec.quantiles) if spec.quantiles else None,
+        "calibration": spec.calibration.method if spec.calibration else None})
+
+
+def log_pyfunc(state: TrainState, model: Any, example: Any, parts: list, metadata: dict[str, Any]) -> None:
+    """Log `model` (an object with `predict_frame(frame) -> frame`, pickled as the pyfunc's only
+    artifact) as the run's model: signature and input example from `example`, pins for `parts` (the
+    fitted estimators inside it), mmp's metadata (task, features, entity columns, ...) plus `metadata`."""
     import tempfile
 
     import cloudpickle
@@ -82,13 +95,10 @@ def log_model(state: TrainState) -> None:
     from mmp.models.requirements import pip_requirements
 
     pipeline, spec = state.pipeline, state.pipeline.spec
-    model = tabular.TabularModel(state.model, spec.task, state.features, state.numeric, state.classes)
-    example = state.inputs["train"].head(5)
     with warnings.catch_warnings():  # integer outputs (cluster ids, labels) never hold missing values
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         signature = infer_signature(example, model.predict_frame(example))
-    parts = estimators(state.model)
-    modules = [tabular, mlflow_model] + _own_modules(parts)
+    modules = list(dict.fromkeys([tabular, mlflow_model, *_own_modules([model, *parts])]))
     for module in modules:  # pickle mmp's code into the model, so loading it needs no mmp install
         cloudpickle.register_pickle_by_value(module)
     try:
@@ -106,10 +116,8 @@ def log_model(state: TrainState) -> None:
                 registered_model_name=spec.mlflow.registered_model_name,
                 metadata={"mmp": {"task": spec.task, "features": state.features, "numeric": state.numeric,
                                   "entity_columns": spec.data.entity_columns, "target": spec.data.target,
-                                  "classes": state.classes, "recipe": pipeline.recipe, "name": spec.name,
-                                  "primary_metric": pipeline.primary_metric, "version": __version__,
-                                  "quantiles": sorted(spec.quantiles) if spec.quantiles else None,
-                                  "calibration": spec.calibration.method if spec.calibration else None}},
+                                  "recipe": pipeline.recipe, "name": spec.name,
+                                  "primary_metric": pipeline.primary_metric, "version": __version__, **metadata}},
             )
     finally:
         for module in modules:
