@@ -200,7 +200,7 @@ def test_a_malformed_project_preset_says_what_a_preset_holds(project, mmp):
     (project / "conf" / "model" / "tree.yaml").write_text(PROJECT_PRESET.replace("    regression:", "    regresion:"))
     result = mmp("compile", "recipe=model", "model=tree")
     assert result.code == 2 and "Traceback" not in result.err
-    assert "model=tree: unknown task 'regresion' (tasks: classification, regression, clustering) (conf/model/tree.yaml)" in result.err
+    assert "model=tree: unknown task 'regresion' (tasks: classification, regression, clustering, timeseries, causal) (conf/model/tree.yaml)" in result.err
     (project / "conf" / "model" / "tree.yaml").write_text(PROJECT_PRESET.replace("  params: {", "  parms: {"))
     assert "model=tree: unknown key 'parms'" in mmp("compile", "recipe=model", "model=tree").err
 
