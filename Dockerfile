@@ -9,16 +9,16 @@
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 FROM ${PYTHON_IMAGE} AS build
-# ml-extras,cloud-extras,sql-extras (recommended, the locked set every image holds) | cloud-extras,torch-extras or all
+# ml-extras,cloud-extras,sql-extras,forecast-extras,causal-extras (recommended, the locked set every image holds) | cloud-extras,torch-extras or all
 # (deep learning: adds torch)
-ARG EXTRAS=ml-extras,cloud-extras,sql-extras
+ARG EXTRAS=ml-extras,cloud-extras,sql-extras,forecast-extras,causal-extras
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY requirements/ requirements/
 COPY scripts/constraints.txt scripts/constraints.txt
-# Every dependency of mmp[ml-extras,cloud-extras,sql-extras] and the build backend, at the locked version and
+# Every dependency of mmp[ml-extras,cloud-extras,sql-extras,forecast-extras,causal-extras] and the build backend, at the locked version and
 # checked against its hash (scripts/lock.sh writes the lock from pyproject.toml). Then torch, only
 # ever the CPU build: its index serves 2.13.0+cpu, which the constraint pin admits; the lock has no
 # torch, so that step resolves, held to the locked versions, and checks no hashes.

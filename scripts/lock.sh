@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # The resolver's own version is pinned, so the same index state gives the same lock.
 uv_version=0.13.9
 # The image's default extras (Dockerfile ARG EXTRAS) and its Python (the base image's minor version).
-extras=ml-extras,cloud-extras,sql-extras
+extras=ml-extras,cloud-extras,sql-extras,forecast-extras,causal-extras
 python_version=3.11
 lock=requirements/image.txt
 pins=requirements/image-pins.txt
