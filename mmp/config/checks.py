@@ -206,7 +206,7 @@ def _data_problems(data: Any, task: str | None, origin: Origin) -> list[Problem]
                 "data.split", f"{' + '.join(ratios)} = {total:g}", "the ratios must add up to 1", origin("data.split"),
             ))
     strategy = split.get("strategy")
-    if strategy == "temporal" and not split.get("time_column"):
+    if strategy == "temporal" and not split.get("time_column") and task != "timeseries":  # series: data.time_column
         problems.append(Problem("data.split.time_column", "a temporal split needs the column to sort by", None, origin("data.split")))
     if strategy == "stratified" and task and task != "classification":
         problems.append(Problem("data.split.strategy", f"stratified splits need class labels; the task is {task}",

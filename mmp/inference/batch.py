@@ -163,6 +163,11 @@ def batch_command(request: Any, uri: str, data: str, output: str | None, chunk_r
     tracking.connect(env.mlflow.tracking_uri)
     model = logged.load(uri)
     output_uri, output_format = destination(output or env.output.path, env.output.format, model.run_id)
+    if model.task == "timeseries":  # a forecast reads each series whole: no row chunks
+        from mmp.inference.forecast_batch import run_forecast_batch
+
+        run_forecast_batch(model, data, output_uri, output_format, env.source.storage_options, quiet=quiet)
+        return output_uri
     run_batch(model, data, output_uri, output_format, env.source.storage_options,
               chunk_rows or env.output.chunk_rows, quiet=quiet)
     return output_uri

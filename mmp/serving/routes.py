@@ -64,10 +64,17 @@ class ServingState:
 
                 model = _PyfuncAdapter(mlflow.pyfunc.load_model(self.model_dir))
             batching = self.settings.get("batching", {})
-            self.batcher = Batcher(self._predict_rows, batching.get("max_batch_size", 64),
+            predict, warm_up = self._predict_rows, [{c: None for c in self.schema.features}]
+            if self.info.get("task") == "timeseries":  # one series per request (mmp.serving.forecast_routes)
+                from mmp.serving.forecast_routes import forecast_meta, forecast_responses, warm_up_request
+
+                predict = functools.partial(forecast_responses, model, forecast_meta(self.model_dir))
+                warm_up = warm_up_request(model, forecast_meta(self.model_dir))
+            self.batcher = Batcher(predict, batching.get("max_batch_size", 64),
                                    batching.get("max_wait_ms", 0), batching.get("enabled", True))
             self.model = model
-            self._predict_rows([{c: None for c in self.schema.features}])  # first call pays lazy imports
+            if warm_up:
+                predict(warm_up)  # first call pays lazy imports
             # Everything loaded so far (libraries, the model) lives as long as the worker: keep it out
             # of the garbage collector's full passes, which otherwise stall requests for 100+ ms.
             gc.collect()
@@ -212,6 +219,17 @@ def create_app(state: ServingState):
             return not_ready()
         return {"status": "ready", "model_uri": state.model_uri, "model_name": state.info.get("name")}
 
+    @app.get("/model/info", summary="run id, recipe, params and metrics of the served model",
+             responses=_documented(*guarded))
+    async def model_info() -> dict:
+        return state.info
+
+    if state.info.get("task") == "timeseries":  # one series per request, its history optional
+        from mmp.serving.forecast_routes import add_forecast_routes
+
+        add_forecast_routes(app, state, max_bytes, max_rows, guarded, not_ready)
+        return app
+
     # Schemas are written out, not referenced: BentoML's /docs.json rebuilds the document from the
     # routes and would drop a schema that only this app's /openapi.json adds to its components.
     @app.post("/predict", summary="predict one record", openapi_extra=_body(row_schema),
@@ -259,11 +277,6 @@ def create_app(state: ServingState):
             return problem
         return JSONResponse({"predictions": with_entities(state, samples, results), "model_uri": state.model_uri,
                              "sample_count": len(results)})
-
-    @app.get("/model/info", summary="run id, recipe, params and metrics of the served model",
-             responses=_documented(*guarded))
-    async def model_info() -> dict:
-        return state.info
 
     @app.get("/model/schema", summary="input columns and types; output columns", responses=_documented(*guarded))
     async def model_schema() -> dict:
