@@ -41,6 +41,10 @@ def column_problems(spec: RunSpec, frame, origin: Origin = _no_origin) -> list[P
         need("data.features", data.features)
     if data.split.time_column:
         need("data.split.time_column", [data.split.time_column])
+    if data.time_column:
+        need("data.time_column", [data.time_column])
+    if data.treatment:
+        need("data.treatment", [data.treatment])
     for i, step in enumerate(spec.preprocess):
         if step.columns is not None:
             need(f"preprocess.{i}.columns", step.columns)

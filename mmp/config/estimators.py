@@ -9,7 +9,8 @@ from typing import Any, Callable
 from mmp.errors import Problem, allowed_text, did_you_mean
 
 # Top-level module -> the mmp extra that installs it.
-EXTRAS = {"xgboost": "ml-extras", "lightgbm": "ml-extras", "catboost": "ml-extras", "torch": "torch-extras"}
+EXTRAS = {"xgboost": "ml-extras", "lightgbm": "ml-extras", "catboost": "ml-extras", "torch": "torch-extras",
+          "statsforecast": "forecast-extras", "mlforecast": "forecast-extras", "econml": "causal-extras"}
 # What kind of estimator each task needs.
 KIND_FOR_TASK = {"classification": "classifier", "regression": "regressor", "clustering": "clusterer"}
 # Models outside scikit-learn that `mmp list models` shows: class path -> (kind, extra).

@@ -9,7 +9,10 @@ BASE = ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle")
 # Module -> the distributions that may provide it, first installed wins (xgboost-cpu is mmp's
 # ml-extras choice). Looking these up directly avoids scanning every installed package (0.8 s).
 KNOWN = {"xgboost": ("xgboost-cpu", "xgboost"), "lightgbm": ("lightgbm",), "torch": ("torch",),
-         "catboost": ("catboost",)}
+         "catboost": ("catboost",), "econml": ("econml",), "statsforecast": ("statsforecast",),
+         "mlforecast": ("mlforecast",), "coreforecast": ("coreforecast",), "utilsforecast": ("utilsforecast",)}
+# Libraries a forecaster needs at load time besides its own top module.
+DEPENDS = {"statsforecast": ("coreforecast", "utilsforecast"), "mlforecast": ("coreforecast", "utilsforecast")}
 
 
 def _pin(distribution: str) -> str | None:
@@ -26,6 +29,7 @@ def pip_requirements(estimators: list[Any]) -> list[str]:
     tops = {type(estimator).__module__.split(".")[0] for estimator in estimators}
     if any(type(estimator).__module__.startswith("mmp.models.mlp") for estimator in estimators):
         tops.add("torch")
+    tops |= {extra for top in list(tops) for extra in DEPENDS.get(top, ())}
     pins = [pin for pin in (_pin(d) for d in BASE) if pin]
     for top in sorted(tops - {"sklearn", "mmp"}):
         candidates = KNOWN.get(top) or tuple(metadata.packages_distributions().get(top, [top]))

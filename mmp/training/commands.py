@@ -39,13 +39,34 @@ def validate_command(request: Request, read_data: bool = True) -> None:
         if read_data and spec.data.source:
             source = scrub(spec.data.source)
             frame = read_frame(spec.data.source, spec.data.format, spec.source.storage_options)
-            problems = column_problems(spec, frame, origin=lambda path: request.origin(path))
+            origin = lambda path: request.origin(path)  # noqa: E731
+            problems = column_problems(spec, frame, origin=origin)
+            problems = problems or task_data_problems(spec, frame, origin)
             if problems:
                 raise ConfigError(problems, source=f"data at {source}")
             checked = f"; data {source}: {frame.height} rows x {frame.width} columns match"
         print(f"ok: recipe {pipeline.recipe} with env {pipeline.env} is valid{checked}")
 
     run(request, job, prog="mmp validate")
+
+
+def task_data_problems(spec: Any, frame: Any, origin: Any) -> list:
+    """What a task needs of its data beyond the columns: series without gaps or duplicate times
+    (timeseries), a 0/1 treatment with both arms (causal)."""
+    from mmp.errors import ConfigError
+
+    if spec.task == "timeseries":
+        from mmp.training.forecasting import series_frame
+
+        try:
+            series_frame(spec, frame, origin)
+        except ConfigError as exc:
+            return list(exc.problems)
+    if spec.task == "causal":
+        from mmp.config.causal_checks import treatment_data_problems
+
+        return treatment_data_problems(spec, frame, origin)
+    return []
 
 
 def train_command(request: Request, quiet: bool = False) -> None:

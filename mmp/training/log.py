@@ -36,19 +36,10 @@ class Log:
 
     def run(self, state: TrainState) -> str:
         import mlflow
-        from omegaconf import OmegaConf
 
         from mmp.training import plots
 
-        pipeline = state.pipeline
-        recipe = {k: v for k, v in pipeline.config.items() if k in RECIPE_KEYS}
-        params = dict(_flatten(recipe))
-        params.update({f"split.{name}_rows": rows for name, rows in state.sizes.items()})
-        items = list(params.items())
-        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
-            mlflow.log_params({k: str(v)[:6000] for k, v in items[i:i + 100]})
-        mlflow.log_metrics(state.metrics)
-        mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(pipeline.config)), CONFIG_ARTIFACT)
+        log_record(state)
         report = "test" if "test" in state.predictions else next(iter(state.predictions))
         for name, figure in plots.figures(self.spec.task, state.model, state.inputs[report], state.targets.get(report),
                                           state.predictions[report], state.classes,
@@ -57,6 +48,22 @@ class Log:
             plots.close(figure)
         log_model(state)
         return f"run {state.run_id} (params, metrics, tags, model, config, plots)"
+
+
+def log_record(state: TrainState) -> None:
+    """Log the run's params (the flattened recipe and split sizes), metrics and masked config."""
+    import mlflow
+    from omegaconf import OmegaConf
+
+    pipeline = state.pipeline
+    recipe = {k: v for k, v in pipeline.config.items() if k in RECIPE_KEYS}
+    params = dict(_flatten(recipe))
+    params.update({f"split.{name}_rows": rows for name, rows in state.sizes.items()})
+    items = list(params.items())
+    for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+        mlflow.log_params({k: str(v)[:6000] for k, v in items[i:i + 100]})
+    mlflow.log_metrics(state.metrics)
+    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(pipeline.config)), CONFIG_ARTIFACT)
 
 
 def _flatten(node: Any, prefix: str = ""):
