@@ -78,12 +78,15 @@ def test_listings_skip_configmap_hidden_folders(project, mmp, monkeypatch, confi
 
 
 def test_list_models_shows_what_compile_accepts(project, mmp):
-    listed = {line.split()[0]: line.split()[1] for line in mmp("list", "models").out.splitlines()[1:]}
+    table = mmp("list", "models").out.split("\n\n")[0]
+    listed = {line.split()[0]: line.split()[1] for line in table.splitlines()[1:]}
     assert listed["sklearn.mixture.GaussianMixture"] == "clusterer"
+    assert listed["statsforecast.models.AutoETS"] == "forecaster"
+    assert listed["econml.metalearners.XLearner"] == "causal"  # kind "causal learner"
     assert "sklearn.cluster.DBSCAN" not in listed  # no predict: a logged model could not score new rows
     assert "sklearn.ensemble.IsolationForest" not in listed
     for class_path, kind in list(listed.items())[:: max(1, len(listed) // 12)]:  # a spread of them compiles
-        if kind != "clusterer" and class_path.startswith("sklearn."):
+        if kind in ("classifier", "regressor") and class_path.startswith("sklearn."):
             recipe = "iris" if kind == "classifier" else "diabetes"
             assert mmp("compile", f"recipe={recipe}", f"model.class_path={class_path}", "~model.params").code == 0, class_path
     mixture = mmp("train", "recipe=wine_clusters", "model.class_path=sklearn.mixture.GaussianMixture",

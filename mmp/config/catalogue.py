@@ -184,7 +184,29 @@ def models() -> Iterator[str]:
             kinds.setdefault(class_path, KIND_FOR_TASK.get(task, "?"))
     rows = [(path, kind, source, ", ".join(presets.pop(path, []))) for path, kind, source in catalogue()]
     rows += [(path, kinds[path], "preset", ", ".join(names)) for path, names in sorted(presets.items())]
+    rows += [(path, kind, source, "") for path, kind, source in task_models()]
     yield from _table([("CLASS PATH", "KIND", "SOURCE", "PRESET")] + rows)
+    yield ""
+    yield "task: timeseries also takes any regressor above: mlforecast turns it into a multi-series forecaster"
+    yield "over forecast.lags, rolling_windows, date_features and differences."
+
+
+# The tasks whose models are not scikit-learn estimators: task -> (registry "module:NAME", kind, extra).
+TASK_MODELS = {
+    "timeseries": ("mmp.config.forecast_checks:FORECASTERS", "forecaster", "forecast-extras"),
+    "causal": ("mmp.config.causal_checks:CAUSAL_LEARNERS", "causal learner", "causal-extras"),
+}
+
+
+def task_models() -> list[tuple[str, str, str]]:
+    """(class path, kind, how to get it) for the forecasters and causal learners a recipe can name."""
+    import importlib
+
+    rows = []
+    for registry, kind, extra in TASK_MODELS.values():
+        module, name = registry.split(":")
+        rows += [(path, kind, f"mmp[{extra}]") for path in getattr(importlib.import_module(module), name)]
+    return rows
 
 
 def preprocessors() -> Iterator[str]:

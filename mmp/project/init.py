@@ -1,5 +1,6 @@
 """`mmp init NAME`: write a new project that trains as-is: conf/, recipes/ (one example per task),
-data/ (small real datasets), Dockerfile, .dockerignore, pyproject.toml, README.md."""
+data/ (small real datasets: scikit-learn's written at init, the airline series and IHDP shipped in
+the template), Dockerfile, .dockerignore, pyproject.toml, README.md."""
 
 from __future__ import annotations
 

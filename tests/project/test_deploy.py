@@ -265,7 +265,9 @@ def test_environment_variables_are_documented_in_one_table(variable):
 def test_init_template_matches_the_repository_project():
     template = REPO / "mmp" / "project" / "template"
     for rel in ("conf/config.yaml", "conf/env/local.yaml", "conf/env/dev.yaml", "conf/env/prod.yaml",
-                "recipes/model.yaml", "recipes/iris.yaml", "recipes/diabetes.yaml", "recipes/wine_clusters.yaml"):
+                "recipes/model.yaml", "recipes/iris.yaml", "recipes/diabetes.yaml", "recipes/wine_clusters.yaml",
+                "recipes/forecast/air_passengers.yaml", "recipes/causal/ihdp.yaml",
+                "data/air_passengers.csv", "data/ihdp.csv"):
         assert (template / rel).read_text() == (REPO / rel).read_text(), f"mmp/project/template/{rel} drifted from {rel}"
 
 
@@ -285,6 +287,9 @@ def test_init_then_train_batch_predict_and_serve(tmp_path):
                  "Dockerfile", ".dockerignore", "pyproject.toml", "README.md"):
         assert (root / name).is_file(), name
     env = clean_env(BENTOML_HOME=str(root / "bentoml"))
+    for recipe in ("forecast/air_passengers", "causal/ihdp"):  # the new tasks' examples and data ship too
+        validated = run_mmp("validate", f"recipe={recipe}", cwd=root, env=env)
+        assert validated.code == 0 and "is valid; data data/" in validated.out, validated.err
     trained = run_mmp("train", "recipe=model", "-q", cwd=root, env=env)
     assert trained.code == 0, trained.err
     run_id = trained.out.split()[-1]
