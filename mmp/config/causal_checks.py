@@ -4,10 +4,12 @@ A causal learner (PyWhy EconML) is built from base learners: outcome regressors,
 classifier, a final CATE regressor. A recipe gives each as a `model.params` value of the same shape
 as `model:` itself, `{class_path: ..., params: {...}}`, and mmp instantiates it; a role left out gets
 mmp's default (`DEFAULT_BASE`) where EconML has none (or only its slow model search, 'auto').
+The treatment holds two arms (0/1) or several (integers or text, `data.control` naming the reference).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from mmp.errors import Problem, allowed_text
@@ -28,7 +30,8 @@ CAUSAL_LEARNERS: dict[str, str] = {
     "econml.dr.ForestDRLearner": "doubly robust, causal forest CATE (model_regression, model_propensity)",
     "econml.dml.LinearDML": "double machine learning, linear CATE with confidence intervals (model_y, model_t)",
     "econml.dml.CausalForestDML": "double machine learning, causal forest CATE (model_y, model_t)",
-    "econml.dml.NonParamDML": "double machine learning, any regressor as the CATE model (model_y, model_t, model_final)",
+    "econml.dml.NonParamDML": "double machine learning, any regressor as the CATE model; one treated arm only "
+                              "(model_y, model_t, model_final)",
 }
 
 # Class path -> base-learner parameter -> the kind of estimator it must be.
@@ -52,8 +55,17 @@ DEFAULT_BASE: dict[str, dict[str, Any]] = {
     "classifier": {"class_path": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 1000}},
 }
 
-# Settings mmp fixes because the treatment is one binary column and outcomes are fitted by regressors.
+# Settings mmp fixes because the treatment is one column of arms and outcomes are fitted by regressors.
 FIXED_PARAMS = {"discrete_treatment": True, "discrete_outcome": False}
+
+# Set by mmp from the data: the arms in order, control first, so EconML measures every arm against it.
+DATA_PARAMS = ("categories",)
+
+# Learners that take one treated arm only: NonParamDML's final model fits a single treatment residual.
+ONE_ARM_LEARNERS = {"econml.dml.NonParamDML"}
+
+MIN_ARM_ROWS = 5  # per arm and split: fewer, and that arm's outcome model and metrics are noise
+ARM_LABEL = re.compile(r"^[A-Za-z0-9_.-]+$")  # several arms name output columns and MLflow metrics
 
 
 def is_base_spec(value: Any) -> bool:
@@ -75,7 +87,8 @@ def _treatment_problems(data: dict[str, Any], steps: Any, origin: Origin) -> lis
     treatment = data.get("treatment")
     if not treatment:
         return [Problem("data.treatment", "a causal recipe needs the treatment column",
-                        "name the column that holds 0 (control) or 1 (treated), e.g. treatment: treated",
+                        "name the column that holds 0 (control) or 1 (treated), or several arms, e.g. "
+                        "treatment: treated",
                         origin("data.treatment"))]
     if not isinstance(treatment, str):
         return []  # the schema reports it
@@ -113,8 +126,13 @@ def _learner_problems(class_path: str, params: Any, origin: Origin) -> list[Prob
     for name, wanted in FIXED_PARAMS.items():
         if name in params and params[name] != wanted:
             problems.append(Problem(f"model.params.{name}", f"{params[name]!r} is not allowed; mmp sets it to {wanted}",
-                                    "the treatment is one 0/1 column and outcomes are fitted with regressors "
+                                    "the treatment is one column of arms and outcomes are fitted with regressors "
                                     "(a 0/1 outcome works: they estimate its probability); remove the key",
+                                    origin(f"model.params.{name}")))
+    for name in DATA_PARAMS:
+        if name in params:
+            problems.append(Problem(f"model.params.{name}", "mmp sets it from the data: the treatment's arms, "
+                                    "control first", "name the control arm in data.control instead; remove the key",
                                     origin(f"model.params.{name}")))
     for name, value in params.items():
         specs = value if isinstance(value, list) and any(is_base_spec(v) for v in value) else [value]
@@ -155,29 +173,69 @@ def base_problems(spec: dict[str, Any], path: str, kind: str | None, origin: Ori
 
 
 def treatment_data_problems(spec: Any, frame: Any, origin: Origin) -> list[Problem]:
-    """With the data at hand: the treatment column exists and holds 0 and 1 (both), the outcome is numeric."""
+    """With the data at hand: the treatment column exists and holds two or more arms (integers or text)
+    with the control among them, the outcome is numeric, and the learner takes that many arms."""
+    return treatment_arms(spec, frame, origin)[1]
+
+
+def treatment_arms(spec: Any, frame: Any, origin: Origin) -> tuple[list, list[Problem]]:
+    """(the treatment's arms, control first, the rest sorted; the problems that stop training)."""
     import polars as pl
 
     from mmp.io.readers import is_numeric
 
     data = spec.data
     if data.treatment not in frame.columns:
-        return [Problem("data.treatment", f"column not in the data: {data.treatment}",
-                        f"available: {', '.join(frame.columns)}", origin("data.treatment"))]
+        return [], [Problem("data.treatment", f"column not in the data: {data.treatment}",
+                            f"available: {', '.join(frame.columns)}", origin("data.treatment"))]
     problems = []
     if data.target in frame.columns and not is_numeric(frame.schema[data.target]):
         problems.append(Problem("data.target", f"the outcome '{data.target}' holds {frame.schema[data.target]}, not "
                                 "numbers", "a causal outcome is a number (a 0/1 conversion is fine)", origin("data.target")))
-    column = frame[data.treatment]
+    column, name = frame[data.treatment], data.treatment
     values = column.drop_nulls().unique().sort().to_list()
-    values = [int(v) for v in values] if column.dtype == pl.Boolean else values
-    if not is_numeric(column.dtype) or not set(values) <= {0, 1}:
-        shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
-        problems.append(Problem("data.treatment", f"column '{data.treatment}' holds {shown}; a treatment is binary",
-                                "allowed values: 0 (control) and 1 (treated); several arms are not supported",
-                                origin("data.treatment")))
-    elif set(values) != {0, 1}:
-        arm = "treated" if values == [1] else "control"
-        problems.append(Problem("data.treatment", f"every row of '{data.treatment}' is {arm}",
-                                "a causal model needs treated (1) and control (0) rows", origin("data.treatment")))
-    return problems
+    shown = ", ".join(repr(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
+    if column.dtype == pl.Boolean or is_numeric(column.dtype):
+        if not all(float(v).is_integer() for v in values):  # NaN and 0.5 alike
+            return [], problems + [Problem("data.treatment", f"column '{name}' holds {shown}; arms are labels, not "
+                                           "amounts", "allowed values: integers (0 = control, 1, 2, ... = arms) or "
+                                           "text, e.g. control, email, call", origin("data.treatment"))]
+        values = [int(v) for v in values]
+    elif column.dtype not in (pl.String, pl.Categorical, pl.Enum):
+        return [], problems + [Problem("data.treatment", f"column '{name}' holds {column.dtype}",
+                                       "arms are integers (0 = control) or text", origin("data.treatment"))]
+    if len(values) < 2:
+        arm = {0: "control", 1: "treated"}.get(values[0], repr(values[0])) if values else "missing"
+        return [], problems + [Problem("data.treatment", f"every row of '{name}' is {arm}",
+                                       "a causal model needs control rows and treated rows (one arm or several)",
+                                       origin("data.treatment"))]
+    control = control_arm(data.control, values)
+    if control is None:
+        if data.control is not None:
+            problems.append(Problem("data.control", f"{data.control!r} is not a value of '{name}'",
+                                    f"allowed: {shown}", origin("data.control")))
+        else:
+            problems.append(Problem("data.control", f"which arm of '{name}' is the control? It holds {shown}",
+                                    f"set data.control to one of them, e.g. data.control: {values[0]}",
+                                    origin("data.treatment")))
+        return [], problems
+    arms = [control, *(v for v in values if v != control)]
+    if len(arms) > 2:
+        odd = [a for a in arms if not ARM_LABEL.match(str(a))]
+        if odd:
+            problems.append(Problem("data.treatment", f"arm {odd[0]!r} of '{name}' cannot name an output column "
+                                    "(prediction_<arm>)", "arm labels: letters, digits, _ . -", origin("data.treatment")))
+        if spec.model.class_path in ONE_ARM_LEARNERS:
+            learner = spec.model.class_path.rpartition(".")[2]
+            problems.append(Problem("model.class_path", f"{learner} takes one treated arm; '{name}' has "
+                                    f"{len(arms) - 1} ({', '.join(map(str, arms[1:]))})",
+                                    allowed_text(set(CAUSAL_LEARNERS) - ONE_ARM_LEARNERS), origin("model.class_path")))
+    return arms, problems
+
+
+def control_arm(given: str | int | None, values: list) -> Any:
+    """The value of `values` that `data.control` names (0 by default, where the arms are integers); None if none."""
+    if given is None:
+        return 0 if all(isinstance(v, int) for v in values) and 0 in values else None
+    # `control: 0` and a text column of "0", "1", ... (or the reverse) name the same arm.
+    return next((v for v in values if v == given or str(v) == str(given)), None)

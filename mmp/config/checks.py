@@ -102,7 +102,7 @@ def _task_section_problems(config: dict[str, Any], task: str | None, origin: Ori
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
     problems = []
     owned = (("forecast", config.get("forecast"), "timeseries"), ("data.time_column", data.get("time_column"), "timeseries"),
-             ("data.treatment", data.get("treatment"), "causal"))
+             ("data.treatment", data.get("treatment"), "causal"), ("data.control", data.get("control"), "causal"))
     for path, value, owner in owned:
         if task and value is not None and task != owner:
             problems.append(Problem(path, f"'{path}' belongs to {owner} recipes; the task is {task}",

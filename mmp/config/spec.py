@@ -36,7 +36,8 @@ class DataSpec(_Strict):
     features: list[str] | None = None  # None: every column but entity columns, target, time and treatment
     split: SplitSpec = Field(default_factory=SplitSpec)
     time_column: str | None = None  # timeseries: the time index of each series (entity_columns name the series)
-    treatment: str | None = None  # causal: the treatment column (0 = control, 1 = treated)
+    treatment: str | None = None  # causal: the treatment column (0 = control, 1 = treated; or several arms)
+    control: str | int | None = None  # causal: the control arm's value (None: 0, where the arms are integers)
 
 
 class StepSpec(BaseModel):

@@ -1,10 +1,11 @@
 """The stages of a causal (uplift) pipeline: load -> split -> preprocess -> fit -> evaluate -> log.
 
-Load and split check the treatment (one 0/1 column, both arms in every split) before any MLflow run
-exists; the split is stratified by treatment so every split keeps the data's treated share. The fit
-stage builds the EconML learner from the recipe (base learners given as `{class_path, params}`
-mappings, mmp's defaults where left out) and fits it on the preprocessed train rows; evaluation is
-`mmp.training.uplift`'s (AIPW ATE with its interval, AUUC, Qini, effect by decile).
+Load and split check the treatment (0/1 or several arms, the control known, every arm in every split)
+before any MLflow run exists; the split is stratified by treatment so every split keeps each arm's
+share. The fit stage builds the EconML learner from the recipe (base learners given as `{class_path,
+params}` mappings, mmp's defaults where left out) and fits it on the preprocessed train rows, the arms
+coded 0 (control), 1, 2, ... so the control is EconML's reference; evaluation is `mmp.training.uplift`'s
+(AIPW ATE with its interval, AUUC, Qini, effect by decile; per arm when there are several).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-from mmp.config.causal_checks import BASE_ROLES, DEFAULT_BASE, FIXED_PARAMS, is_base_spec
+from mmp.config.causal_checks import BASE_ROLES, DEFAULT_BASE, FIXED_PARAMS, MIN_ARM_ROWS, is_base_spec
 from mmp.config.spec import RunSpec
 from mmp.errors import ConfigError, Problem
 from mmp.training.log import Log, log_pyfunc, log_record
@@ -32,34 +33,49 @@ def causal_stages(spec: RunSpec, pipeline: Any) -> list:
 
 @dataclass
 class CausalLoad(Load):
-    """Load, then check the treatment (0/1, both arms) and the outcome (numeric)."""
+    """Load, then check the treatment (two arms or more, the control among them) and the outcome (numeric)."""
 
     def describe(self) -> str:
-        return f"{super().describe()}; treatment {self.spec.data.treatment} (0 = control, 1 = treated)"
+        data = self.spec.data
+        arms = "0 = control, 1 = treated, or several arms" if data.control is None else f"control {data.control!r}"
+        return f"{super().describe()}; treatment {data.treatment} ({arms})"
 
     def run(self, state: TrainState) -> str:
         import polars as pl
 
-        from mmp.config.causal_checks import treatment_data_problems
+        from mmp.config.causal_checks import treatment_arms
         from mmp.masking import scrub
 
         detail = super().run(state)
         data, frame = self.spec.data, state.frame
-        problems = treatment_data_problems(self.spec, frame, state.pipeline.origin)
+        arms, problems = treatment_arms(self.spec, frame, state.pipeline.origin)
         if problems:
             raise ConfigError(problems, f"data at {scrub(data.source or '')}")
         missing = frame[data.treatment].null_count()
         if missing:
             state.pipeline.progress.note(f"dropped {missing} rows with no '{data.treatment}'")
         state.frame = frame.filter(pl.col(data.treatment).is_not_null()).with_columns(
-            pl.col(data.treatment).cast(pl.Int64))
-        treated = int(state.frame[data.treatment].sum())
-        return f"{detail}; {treated} treated, {state.frame.height - treated} control"
+            pl.col(data.treatment).cast(pl.Int64 if isinstance(arms[0], int) else pl.String))
+        state.classes = arms  # causal: the treatment's arms, control first; code i is arms[i]
+        return f"{detail}; {arm_counts(state.frame, data.treatment, arms)}"
+
+
+def arm_counts(part: Any, treatment: str, arms: list) -> str:
+    """'139 treated, 608 control' (0/1), else 'control 300, email 220, call 227'."""
+    counts = dict(part[treatment].value_counts().iter_rows())
+    if arms == [0, 1]:
+        return f"{counts.get(1, 0)} treated, {counts.get(0, 0)} control"
+    return ", ".join(f"{arm} {counts.get(arm, 0)}" for arm in arms)
+
+
+def arm_name(arms: list, arm: Any) -> str:
+    """How a message names an arm: 'treated' / 'control' (0/1), else its label."""
+    return {0: "control", 1: "treated"}[arm] if arms == [0, 1] else f"'{arm}'"
 
 
 @dataclass
 class CausalSplit(Split):
-    """Random split stratified by treatment (temporal when asked); every split needs both arms."""
+    """Random split stratified by treatment (temporal when asked); every split needs rows of every arm."""
 
     def describe(self) -> str:
         text = super().describe()
@@ -68,20 +84,21 @@ class CausalSplit(Split):
     def run(self, state: TrainState) -> str:
         from mmp.masking import scrub
 
-        spec, treatment = self.spec.data.split, self.spec.data.treatment
+        spec, treatment, arms = self.spec.data.split, self.spec.data.treatment, state.classes
         state.parts = treatment_split(state.frame, spec, treatment)
         problems = []
         for name, part in state.parts.items():
-            treated = int(part[treatment].sum())
-            if part.height and treated in (0, part.height):
-                arm = "treated" if treated == 0 else "control"
-                problems.append(Problem("data.treatment", f"the {name} split ({part.height} rows) has no {arm} rows",
-                                        "every split needs treated and control rows: give more data, or larger "
-                                        "split ratios", state.pipeline.origin("data.treatment")))
+            counts = dict(part[treatment].value_counts().iter_rows()) if part.height else {}
+            for arm, n in ((arm, counts.get(arm, 0)) for arm in arms if part.height):
+                if n < MIN_ARM_ROWS:
+                    has = f"only {n} {arm_name(arms, arm)} row{'s' * (n > 1)}" if n else f"no {arm_name(arms, arm)} rows"
+                    problems.append(Problem("data.treatment", f"the {name} split ({part.height} rows) has {has}",
+                                            f"every split needs {MIN_ARM_ROWS} or more rows of each arm: give more "
+                                            "data, or larger split ratios", state.pipeline.origin("data.treatment")))
         if problems:
             raise ConfigError(problems, f"data at {scrub(self.spec.data.source or '')}")
         return f"{spec.strategy}: " + " / ".join(
-            f"{name} {part.height} ({int(part[treatment].sum())} treated)" for name, part in state.parts.items())
+            f"{name} {part.height} ({arm_counts(part, treatment, arms)})" for name, part in state.parts.items())
 
 
 def treatment_split(frame: Any, spec: Any, treatment: str) -> dict:
@@ -114,13 +131,18 @@ class CausalPreprocess(Preprocess):
         return f"{len(self.spec.preprocess)} step(s) over {len(state.features)} features"
 
 
-def treatments(state: TrainState, name: str, spec: RunSpec):
-    """The 0/1 treatment of split `name`, as floats."""
-    return state.parts[name][spec.data.treatment].to_numpy().astype(float)
+def arm_codes(state: TrainState, name: str, spec: RunSpec):
+    """The treatment of split `name` as arm codes: 0 = control, i = `state.classes[i]`."""
+    import polars as pl
+
+    arms = state.classes
+    return state.parts[name][spec.data.treatment].replace_strict(arms, list(range(len(arms))),
+                                                                  return_dtype=pl.Int64).to_numpy()
 
 
-def build_learner(spec: RunSpec) -> tuple[Any, list]:
-    """The unfitted EconML learner of the recipe, and every base learner put into it."""
+def build_learner(spec: RunSpec, arms: int = 2) -> tuple[Any, list]:
+    """The unfitted EconML learner of the recipe for `arms` arms (codes 0..arms-1, 0 the control),
+    and every base learner put into it."""
     from mmp.config.estimators import import_class, parameter_names
 
     cls = import_class(spec.model.class_path)
@@ -139,6 +161,8 @@ def build_learner(spec: RunSpec) -> tuple[Any, list]:
     for role, kind in filled_roles(spec.model.class_path, cls, params).items():
         params[role] = build(default_base(kind, spec.data.split.seed))
     params.update({k: v for k, v in FIXED_PARAMS.items() if k in names})
+    if "categories" in names:  # control first: EconML measures every arm against its first category
+        params["categories"] = list(range(arms))
     if "random_state" in names and "random_state" not in params:
         params["random_state"] = spec.data.split.seed
     return cls(**params), bases
@@ -201,16 +225,17 @@ class CausalFit:
         from mmp.training.seeding import seed_everything
 
         seed_everything(self.spec.data.split.seed)
-        learner, _ = build_learner(self.spec)
+        learner, _ = build_learner(self.spec, len(state.classes))
         X = state.preprocessor.fit_transform(state.inputs["train"])
-        learner.fit(state.targets["train"], treatments(state, "train", self.spec), X=X)
-        state.model = CausalModel(state.preprocessor, learner, state.features, state.numeric)
+        learner.fit(state.targets["train"], arm_codes(state, "train", self.spec), X=X)
+        state.model = CausalModel(state.preprocessor, learner, state.features, state.numeric, state.classes)
         return f"{self.spec.model.class_path} on {X.shape[0]} rows, {X.shape[1]} features after preprocessing"
 
 
 @dataclass
 class CausalEvaluate:
-    """ATE with a 95% interval (AIPW, nuisances fitted on train) and uplift metrics on validation and test."""
+    """ATE with a 95% interval (AIPW, nuisances fitted on train) and uplift metrics on validation and test,
+    per arm against the control when there are several (then `auuc`, `qini` are the means over arms)."""
 
     spec: RunSpec
     metrics: list[str]
@@ -220,23 +245,22 @@ class CausalEvaluate:
 
     def describe(self) -> str:
         return (f"{', '.join(self.metrics)} on validation and test; primary {self.primary_metric} (higher is better); "
-                "ATE with a 95% interval (doubly robust AIPW, nuisances fitted on train), mean predicted effect")
+                "ATE with a 95% interval (doubly robust AIPW, nuisances fitted on train), mean predicted effect; "
+                "each arm against the control when there are several")
 
     def run(self, state: TrainState) -> str:
-        from mmp.training.uplift import aipw_ate, uplift_metrics
+        from mmp.training.uplift import evaluation
 
-        mu0, mu1, propensity = self._nuisances(state)
+        outcomes, propensity = self._nuisances(state)
         for name in SCORED:
             X = state.inputs.get(name)
             if X is None or not len(X):
                 continue
             predicted = state.model.predict_frame(X)
             state.predictions[name] = predicted
-            effect, y, t = predicted["prediction"].to_numpy(), state.targets[name], treatments(state, name, self.spec)
             Xt = state.preprocessor.transform(X)
-            values = aipw_ate(y, t, mu0.predict(Xt), mu1.predict(Xt), propensity.predict_proba(Xt)[:, 1])
-            values["ate_predicted"] = float(effect.mean())
-            values.update({k: v for k, v in uplift_metrics(y, t, effect).items() if k in self.metrics})
+            values = evaluation(state.targets[name], arm_codes(state, name, self.spec), predicted, state.classes,
+                                [m.predict(Xt) for m in outcomes], propensity.predict_proba(Xt), self.metrics)
             state.metrics.update({f"{name}_{metric}": value for metric, value in values.items()})
         scored = "validation" if state.sizes.get("validation") else "test"
         state.primary_key = f"{scored}_{self.primary_metric}"
@@ -244,9 +268,9 @@ class CausalEvaluate:
                                                   if k.startswith(split + "_") and not k.endswith("_se"))
                          for split in SCORED if state.sizes.get(split))
 
-    def _nuisances(self, state: TrainState) -> tuple[Any, Any, Any]:
-        """Outcome models per arm and a propensity model, fitted on train: the recipe's own outcome
-        regressor and propensity classifier where it names them, else mmp's defaults."""
+    def _nuisances(self, state: TrainState) -> tuple[list, Any]:
+        """An outcome model per arm (control first) and a propensity model over the arm codes, fitted on
+        train: the recipe's own outcome regressor and propensity classifier where it names them, else mmp's defaults."""
         from sklearn.base import clone
 
         seed = self.spec.data.split.seed
@@ -255,9 +279,8 @@ class CausalEvaluate:
         outcome = instantiate(given.get("regressor") or default_base("regressor", seed))
         propensity = instantiate(given.get("classifier") or default_base("classifier", seed))
         X = state.preprocessor.transform(state.inputs["train"])
-        y, t = state.targets["train"], treatments(state, "train", self.spec)
-        mu0, mu1 = clone(outcome).fit(X[t == 0], y[t == 0]), clone(outcome).fit(X[t == 1], y[t == 1])
-        return mu0, mu1, propensity.fit(X, t)
+        y, t = state.targets["train"], arm_codes(state, "train", self.spec)
+        return [clone(outcome).fit(X[t == j], y[t == j]) for j in range(len(state.classes))], propensity.fit(X, t)
 
 
 @dataclass
@@ -270,12 +293,12 @@ class CausalLog(Log):
     def run(self, state: TrainState) -> str:
         import mlflow
 
-        from mmp.training import plots, uplift
+        from mmp.training import plots, uplift_plots
 
         log_record(state)
         report = "test" if "test" in state.predictions else next(iter(state.predictions))
-        effect = state.predictions[report]["prediction"].to_numpy()
-        for name, figure in uplift.figures(report, state.targets[report], treatments(state, report, self.spec), effect):
+        for name, figure in uplift_plots.figures(report, state.targets[report], arm_codes(state, report, self.spec),
+                                                 state.predictions[report], state.classes):
             mlflow.log_figure(figure, f"plots/{name}.png")
             plots.close(figure)
         # The signature shows the columns as the data holds them (0/1 indicators as integers), so the
@@ -283,6 +306,6 @@ class CausalLog(Log):
         example = state.parts["train"].head(5).to_pandas()[state.features]
         parts = [state.model.learner, state.model.preprocessor, *build_learner(self.spec)[1]]  # pins their packages
         log_pyfunc(state, state.model, example, parts, {
-            "classes": None, "treatment": self.spec.data.treatment,
+            "classes": None, "treatment": self.spec.data.treatment, "arms": state.classes,
             "outputs": list(state.model.predict_frame(example).columns)})
         return f"run {state.run_id} (params, metrics, tags, model, config, plots)"

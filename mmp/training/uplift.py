@@ -1,5 +1,5 @@
 """How good is a causal model on a held-out split: the ATE with a confidence interval, uplift and Qini
-curves (AUUC, Qini coefficient) and the predicted effect by decile, with their plots.
+curves (AUUC, Qini coefficient) and the predicted effect by decile (plotted by `uplift_plots`).
 
 ATE: the augmented inverse-propensity-weighted (AIPW, doubly robust) estimate over the split's rows,
 with nuisance models (an outcome regressor per arm, a propensity classifier) fitted on the train split
@@ -16,6 +16,11 @@ so random targeting is the diagonal: AUUC (area under the normalised uplift curv
 targeting, and the Qini coefficient (area between the normalised Qini curve and the diagonal) is 0.
 They compare observed outcomes of treated and control rows, so they assume the split's treatment was
 assigned as if at random given the ranking (true of experiments; approximately of observational data).
+
+Several arms: each arm is measured against the control. Its ATE is the multi-arm AIPW estimate over
+all the split's rows (propensities from one multinomial classifier), so it is the effect of giving that
+arm to everyone, as the mean of `prediction_<arm>` is; its AUUC and Qini rank the rows of that arm or
+the control by `prediction_<arm>`. The split's `auuc` and `qini` are the means over arms.
 """
 
 from __future__ import annotations
@@ -30,8 +35,15 @@ PROPENSITY_CLIP = 0.01  # propensities kept in [0.01, 0.99]: one extreme weight 
 
 def aipw_ate(y: np.ndarray, t: np.ndarray, mu0: np.ndarray, mu1: np.ndarray, e: np.ndarray) -> dict[str, float]:
     """The AIPW estimate of the average treatment effect, its standard error and 95% interval."""
-    e = np.clip(e, PROPENSITY_CLIP, 1 - PROPENSITY_CLIP)
-    scores = mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
+    return aipw_arm(y, t, 1 - t, mu0, mu1, e, 1 - e)
+
+
+def aipw_arm(y: np.ndarray, treated: np.ndarray, control: np.ndarray, mu0: np.ndarray, mu1: np.ndarray,
+             e1: np.ndarray, e0: np.ndarray) -> dict[str, float]:
+    """`aipw_ate` of one arm against the control: 0/1 indicators of each, their outcome models and
+    propensities (rows of other arms add their outcome models' difference only)."""
+    e1, e0 = np.clip(e1, PROPENSITY_CLIP, 1 - PROPENSITY_CLIP), np.clip(e0, PROPENSITY_CLIP, 1 - PROPENSITY_CLIP)
+    scores = mu1 - mu0 + treated * (y - mu1) / e1 - control * (y - mu0) / e0
     ate = float(scores.mean())
     se = float(scores.std(ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else float("nan")
     return {"ate": ate, "ate_se": se, "ate_lower": ate - Z95 * se, "ate_upper": ate + Z95 * se}
@@ -89,48 +101,27 @@ def effect_by_decile(y: np.ndarray, t: np.ndarray, effect: np.ndarray, bins: int
     return rows
 
 
-def figures(split: str, y: np.ndarray, t: np.ndarray, effect: np.ndarray) -> list[tuple[str, Any]]:
-    """(name, matplotlib figure): uplift_curve, qini_curve, effect_by_decile for one split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    metrics = uplift_metrics(y, t, effect)
-    return [
-        ("uplift_curve", _curve(uplift_curve(y, t, effect), f"Uplift curve ({split}): AUUC {metrics['auuc']:.3f}",
-                                "cumulative gain (treated - control mean) x rows")),
-        ("qini_curve", _curve(qini_curve(y, t, effect), f"Qini curve ({split}): Qini {metrics['qini']:.3f}",
-                              "incremental outcome (Qini)")),
-        ("effect_by_decile", _deciles(effect_by_decile(y, t, effect), split)),
-    ]
-
-
-def _curve(curve: np.ndarray, title: str, ylabel: str):
-    import matplotlib.pyplot as plt
-
-    x = np.linspace(0.0, 1.0, len(curve))
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    ax.plot(x, curve, label="model")
-    ax.plot([0, 1], [0, curve[-1]], linestyle="--", color="grey", label="random targeting")
-    ax.set_xlabel("share of rows targeted (highest predicted effect first)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def _deciles(rows: list[dict[str, float]], split: str):
-    import matplotlib.pyplot as plt
-
-    x = np.array([r["decile"] for r in rows])
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.bar(x - 0.2, [r["predicted"] for r in rows], width=0.4, label="mean predicted effect (CATE)")
-    ax.bar(x + 0.2, [r["observed"] for r in rows], width=0.4, label="observed treated - control")
-    ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set_xticks(x)
-    ax.set_xlabel("decile of predicted effect (1 = highest)")
-    ax.set_ylabel("effect on the outcome")
-    ax.set_title(f"Predicted vs observed effect by decile ({split})")
-    ax.legend()
-    fig.tight_layout()
-    return fig
+def evaluation(y: np.ndarray, t: np.ndarray, predicted: Any, arms: list, mu: list[np.ndarray], e: np.ndarray,
+               metrics: list[str]) -> dict[str, float]:
+    """One split's ATE with its interval, mean predicted effect and `metrics` (auuc, qini): `t` holds arm
+    codes (0 = control), `mu` each arm's outcome model's predictions, `e` the propensity of each arm.
+    One treated arm: `ate`, `ate_lower`, ..., `auuc`; several: `ate_<arm>`, `ate_<arm>_lower`, ...,
+    `auuc_<arm>`, and `auuc`, `qini` as the mean over arms."""
+    if len(arms) == 2:
+        effect = predicted["prediction"].to_numpy()
+        values = aipw_ate(y, t, mu[0], mu[1], e[:, 1])
+        values["ate_predicted"] = float(effect.mean())
+        return {**values, **{k: v for k, v in uplift_metrics(y, t, effect).items() if k in metrics}}
+    values = {}
+    for j, arm in enumerate(arms[1:], start=1):
+        effect = predicted[f"prediction_{arm}"].to_numpy()
+        ate = aipw_arm(y, (t == j).astype(float), (t == 0).astype(float), mu[0], mu[j], e[:, j], e[:, 0])
+        values.update({f"ate_{arm}{key[3:]}": value for key, value in ate.items()})  # ate_se -> ate_<arm>_se
+        values[f"ate_{arm}_predicted"] = float(effect.mean())
+        rows = (t == 0) | (t == j)
+        scores = uplift_metrics(y[rows], (t[rows] == j).astype(float), effect[rows])
+        values.update({f"{k}_{arm}": v for k, v in scores.items() if k in metrics})
+    for metric in metrics:
+        per_arm = [values[f"{metric}_{arm}"] for arm in arms[1:]]
+        values[metric] = float(np.nanmean(per_arm)) if not np.isnan(per_arm).all() else float("nan")
+    return values

@@ -34,6 +34,8 @@ CORPUS = [
     (["model.class_path=econml.dr.DRLearner", "~model.params", f"+model.params={{model_propensity: {GBR}}}"],
      "model.params.model_propensity.class_path", "needs a classifier"),
     (["task=regression"], "data.treatment", "belongs to causal recipes"),
+    (["task=regression", "+data.control=0"], "data.control", "belongs to causal recipes"),
+    (["+model.params.categories=[1,0]"], "model.params.categories", "mmp sets it from the data"),
     (["evaluate.metrics=[auuc,rmse]"], "evaluate.metrics.1", "not a causal metric"),
 ]
 

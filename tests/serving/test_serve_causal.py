@@ -50,3 +50,30 @@ def test_a_missing_feature_is_a_422_naming_it(causal_server, workspace):
     assert response.status_code == 422 and "momage" in response.text
     response = httpx.post(f"{srv.url}/predict", json={**row, "momage": None, "treatment": 1}, timeout=30)
     assert response.status_code == 200 and set(OUTPUTS) <= set(response.json())
+
+
+@pytest.mark.slow
+def test_several_arms_serve_each_effect_and_the_best_arm_as_batch_inference_does(workspace):
+    """In process (no second server): the logged model's columns through the service's row shaping, and
+    the outputs /model/schema lists from the logged signature."""
+    import json
+
+    import mlflow
+
+    from mmp.io.tracking import mlflow_uri
+    from mmp.models.tabular import load_from_mlflow_dir
+    from mmp.serving.routes import _extra_outputs, shape_rows
+    from tests.training.test_causal_arms import OUTPUTS as ARM_OUTPUTS
+    from tests.training.test_causal_arms import arms_batch, trained_arms
+
+    run_id = trained_arms(workspace)
+    rows, batch = arms_batch(workspace, run_id)
+    mlflow.set_tracking_uri(mlflow_uri(str(workspace / "mlruns")))
+    model_dir = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model")
+    sample, batch = rows.sample(20, random_state=3), batch.set_index("id")
+    served = json.loads(json.dumps(shape_rows(load_from_mlflow_dir(model_dir).predict_columns(sample))))
+    for i, one in zip(sample["id"], served):
+        assert one["best_arm"] == batch.loc[i, "best_arm"] and one["probability"] is None
+        for column in ARM_OUTPUTS[:1] + ARM_OUTPUTS[2:]:
+            assert one[column] == pytest.approx(batch.loc[i, column], abs=1e-9)
+    assert set(ARM_OUTPUTS[1:]) <= set(_extra_outputs(model_dir))

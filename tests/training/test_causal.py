@@ -129,9 +129,9 @@ def _ihdp(project) -> pd.DataFrame:
 
 
 DATA_ERRORS = [
-    ("three_arms", lambda f: f.assign(treatment=f["id"] % 3), "data.treatment", "a treatment is binary"),
-    ("text_arms", lambda f: f.assign(treatment=np.where(f["treatment"] == 1, "yes", "no")), "data.treatment",
-     "'no', 'yes'"),
+    ("amounts", lambda f: f.assign(treatment=f["id"] % 3 * 0.5), "data.treatment", "arms are labels, not amounts"),
+    ("text_arms", lambda f: f.assign(treatment=np.where(f["treatment"] == 1, "yes", "no")), "data.control",
+     "which arm of 'treatment' is the control? It holds 'no', 'yes'"),
     ("all_control", lambda f: f.assign(treatment=0), "data.treatment", "every row of 'treatment' is control"),
     ("few_treated", lambda f: f.assign(treatment=(f["id"] <= 1).astype(int)), "data.treatment", "has no treated rows"),
     ("no_column", lambda f: f.drop(columns=["treatment"]), "data.treatment", "column not in the data: treatment"),
@@ -170,7 +170,7 @@ def test_uplift_metrics_on_a_randomised_trial_behave_as_documented():
     assert ate["ate_lower"] < 1.0 < ate["ate_upper"] and ate["ate_upper"] - ate["ate_lower"] < 0.1
 
 
-def test_validate_with_data_finds_a_treatment_that_is_not_binary(project, mmp):
-    result = mmp("validate", "recipe=causal/ihdp", _write(project, "arms.csv", _ihdp(project).assign(treatment=lambda f: f["id"] % 3)))
-    assert result.code == 2 and "data.treatment" in result.err and "a treatment is binary" in result.err, result.err
+def test_validate_with_data_finds_a_treatment_that_is_not_arms(project, mmp):
+    result = mmp("validate", "recipe=causal/ihdp", _write(project, "doses.csv", _ihdp(project).assign(treatment=lambda f: f["id"] % 3 / 2)))
+    assert result.code == 2 and "data.treatment" in result.err and "arms are labels" in result.err, result.err
     assert mmp("validate", "recipe=causal/ihdp").code == 0

@@ -131,3 +131,44 @@ def test_bad_training_data_exits_2_with_nothing_logged(forecasts):
     out = run_mmp("train", "recipe=forecast/us_macro", "-d", "dupe.csv", cwd=root)
     assert out.code == 2 and "data.time_column: quarter: series 'cpi' has 2 rows at 2009-07-01" in out.err, out.err
     assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == before
+
+
+@pytest.mark.parametrize("model", ["lightgbm.LGBMRegressor", "statsforecast.models.AutoARIMA"])
+def test_exogenous_features_are_learned_and_their_future_rows_are_required(tmp_path, model):
+    """Consumption forecast with disposable income as a known-in-advance regressor: the future rows
+    (a time and the income, no target) drive the forecast; leaving them out is exit 2 naming them."""
+    for name in ("conf", "recipes", "data"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    macro = pd.read_csv(tmp_path / "data" / "us_macro.csv")
+    wide = macro.pivot(index="quarter", columns="series", values="value").reset_index()
+    frame = pd.DataFrame({"series": "realcons", "quarter": wide["quarter"], "value": wide["realcons"],
+                          "income": wide["realdpi"]})
+    frame.iloc[:-4].to_csv(tmp_path / "data" / "cons.csv", index=False)
+    future = frame.iloc[-4:].assign(value=None)
+    pd.concat([frame.iloc[:-4], future]).to_csv(tmp_path / "with_future.csv", index=False)
+    frame.iloc[:-4].to_csv(tmp_path / "no_future.csv", index=False)
+    overrides = ["recipe=forecast/us_macro", "data.source=data/cons.csv", "+data.features=[income]",
+                 f"model.class_path={model}"]
+    if model.startswith("statsforecast"):
+        overrides += ["~model.params", "forecast.lags=[]", "forecast.rolling_windows=[]", "forecast.date_features=[]",
+                      "forecast.differences=[]", "+model.params={season_length: 1}"]
+    trained = run_mmp("train", *overrides, "-q", cwd=tmp_path)
+    assert trained.code == 0, trained.err
+    run_id = trained.out.strip().splitlines()[-1]
+    out = tmp_path / "forecast.csv"
+    predicted = run_mmp("batch-inference", "--run-id", run_id, "-d", str(tmp_path / "with_future.csv"), "-o", str(out),
+                        "-q", cwd=tmp_path)
+    assert predicted.code == 0, predicted.err
+    result = pd.read_csv(out)
+    assert list(pd.to_datetime(result["quarter"])) == list(pd.to_datetime(future["quarter"]))
+    assert result["prediction"].notna().all()
+    assert set(result["series"]) == {"realcons"}
+    poorer = pd.concat([frame.iloc[:-4], future.assign(income=future["income"] * 0.5)])
+    poorer.to_csv(tmp_path / "poorer.csv", index=False)
+    assert run_mmp("batch-inference", "--run-id", run_id, "-d", str(tmp_path / "poorer.csv"), "-o", str(out), "-q",
+                   cwd=tmp_path).code == 0
+    assert not pd.read_csv(out)["prediction"].equals(result["prediction"])  # the future income is used
+    refused = run_mmp("batch-inference", "--run-id", run_id, "-d", str(tmp_path / "no_future.csv"),
+                      "-o", str(tmp_path / "x.csv"), "-q", cwd=tmp_path)
+    assert refused.code == 2 and "income" in refused.err and "Traceback" not in refused.err, refused.err
+    assert not (tmp_path / "x.csv").exists()
