@@ -55,6 +55,26 @@ def run_mmp(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def mmp_in_process(*args: str, cwd: Path, **env: str) -> Result:
+    """`mmp ARGS` in this process (imports paid once), in `cwd`, without the test environment's mmp and
+    MLflow variables (plus `env`); the session-scoped twin of the `mmp` fixture."""
+    import contextlib
+    import io
+
+    from mmp.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        for var in ("MMP_CONF_DIR", "MMP_RECIPES_DIR", "RECIPE_PATH", "CONFIG_PATH", "MLFLOW_TRACKING_URI", "MODEL_RUN_ID"):
+            patch.delenv(var, raising=False)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = run(list(args))
+    return Result(code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def configmap_conf(tmp_path) -> Path:
     """conf/ laid out as Kubernetes mounts a ConfigMap: every file a symlink into ..data -> ..<timestamp>/."""

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import Request
 from starlette.responses import JSONResponse
 
-from mmp.serving.request_schema import FieldError, _kind
+from mmp.serving.request_schema import FieldError, kind_of
 
 
 @functools.lru_cache(maxsize=4)
@@ -51,9 +51,9 @@ class SeriesSchema:
         prefix = f"{where}." if where else ""
         if not isinstance(body, dict):
             return [FieldError(where or "body", f"expected a JSON object with {', '.join(self.ids)} and history, "
-                                                f"got {_kind(body)}")]
+                                                f"got {kind_of(body)}")]
         errors = [FieldError(prefix + c, "missing field: the series id") for c in self.ids if c not in body]
-        errors += [FieldError(prefix + c, f"expected text or a number, got {_kind(body[c])}") for c in self.ids
+        errors += [FieldError(prefix + c, f"expected text or a number, got {kind_of(body[c])}") for c in self.ids
                    if c in body and (isinstance(body[c], bool) or not isinstance(body[c], (str, int, float)))]
         if errors:
             return errors
@@ -68,12 +68,12 @@ class SeriesSchema:
                                    f"unknown series '{uid}' and no history; send its history")]
             return []
         if not isinstance(history, list) or not history:
-            return [FieldError(prefix + "history", f"expected a non-empty array of rows, got {_kind(history)}")]
+            return [FieldError(prefix + "history", f"expected a non-empty array of rows, got {kind_of(history)}")]
         rows = []
         for i, row in enumerate(history):
             at = f"{prefix}history[{i}]"
             if not isinstance(row, dict):
-                errors.append(FieldError(at, f"expected an object with {self.time} and {self.target}, got {_kind(row)}"))
+                errors.append(FieldError(at, f"expected an object with {self.time} and {self.target}, got {kind_of(row)}"))
                 continue
             for column in (self.time, self.target, *self.exogenous):
                 value = row.get(column)
@@ -82,11 +82,11 @@ class SeriesSchema:
                         errors.append(FieldError(f"{at}.{column}", "missing field"))
                 elif column == self.time:
                     if not isinstance(value, str):
-                        errors.append(FieldError(f"{at}.{column}", f"expected an ISO 8601 date/time, got {_kind(value)}"))
+                        errors.append(FieldError(f"{at}.{column}", f"expected an ISO 8601 date/time, got {kind_of(value)}"))
                 elif value is None and column == self.target and self.exogenous:
                     continue  # a future row: exogenous values, no target
                 elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    errors.append(FieldError(f"{at}.{column}", f"expected a finite number, got {_kind(value)}"))
+                    errors.append(FieldError(f"{at}.{column}", f"expected a finite number, got {kind_of(value)}"))
             rows.append(row)
         if errors:
             return errors
@@ -140,14 +140,14 @@ def warm_up_request(model: Any, meta: dict[str, Any]) -> list[dict]:
 
 def add_forecast_routes(app: Any, state: Any, max_bytes: int, max_rows: int, guarded: tuple, not_ready: Any) -> None:
     """/predict, /predict/batch and /model/schema of a forecaster, on `app` (`guarded`: (401,) with auth)."""
-    from mmp.serving.routes import _documented, error, predict_or_explain, read_json
+    from mmp.serving.routes import documented, error, predict_or_explain, read_json
 
     meta = forecast_meta(state.model_dir)
 
     def schema() -> SeriesSchema:
         return SeriesSchema(meta, getattr(state.model, "entities", {}))
 
-    @app.post("/predict", summary="forecast one series", responses=_documented(400, *guarded, 413, 422, 503))
+    @app.post("/predict", summary="forecast one series", responses=documented(400, *guarded, 413, 422, 503))
     async def predict(request: Request) -> Any:
         if not state.ready:
             return not_ready()
@@ -162,7 +162,7 @@ def add_forecast_routes(app: Any, state: Any, max_bytes: int, max_rows: int, gua
             return problem
         return JSONResponse({**results[0], "model_uri": state.model_uri})
 
-    @app.post("/predict/batch", summary="forecast many series", responses=_documented(400, *guarded, 413, 422, 503))
+    @app.post("/predict/batch", summary="forecast many series", responses=documented(400, *guarded, 413, 422, 503))
     async def predict_batch(request: Request) -> Any:
         if not state.ready:
             return not_ready()
@@ -186,7 +186,7 @@ def add_forecast_routes(app: Any, state: Any, max_bytes: int, max_rows: int, gua
         return JSONResponse({"predictions": results, "model_uri": state.model_uri, "sample_count": len(results)})
 
     @app.get("/model/schema", summary="series ids, time column, target, horizon, frequency, outputs",
-             responses=_documented(*guarded))
+             responses=documented(*guarded))
     async def model_schema() -> dict:
         row = {meta["time_column"]: "string (ISO 8601 date/time)", meta["target"]: "number",
                **{c: "number" for c in meta.get("exogenous") or []}}

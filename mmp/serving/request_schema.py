@@ -30,7 +30,7 @@ class RowSchema:
     def check(self, row: Any, where: str = "") -> list[FieldError]:
         prefix = f"{where}." if where else ""
         if not isinstance(row, dict):
-            return [FieldError(where or "body", f"expected a JSON object of feature values, got {_kind(row)}")]
+            return [FieldError(where or "body", f"expected a JSON object of feature values, got {kind_of(row)}")]
         errors = []
         for column in self.features:
             if column not in row:
@@ -41,14 +41,14 @@ class RowSchema:
                 continue
             if column in self.numeric:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    errors.append(FieldError(prefix + column, f"expected a number, got {_kind(value)}"))
+                    errors.append(FieldError(prefix + column, f"expected a number, got {kind_of(value)}"))
                 elif isinstance(value, float) and not math.isfinite(value):
                     errors.append(FieldError(prefix + column, f"expected a finite number, got {value}"))
                 elif abs(value) > FLOAT32_MAX:  # exact for ints of any size: Python compares them without float()
                     errors.append(FieldError(prefix + column,
                                              f"number out of range: {_number(value)} (allowed: within ±3.4e38)"))
             elif not isinstance(value, str):
-                errors.append(FieldError(prefix + column, f"expected text, got {_kind(value)}"))
+                errors.append(FieldError(prefix + column, f"expected text, got {kind_of(value)}"))
         return errors
 
     def json_schema(self) -> dict[str, Any]:
@@ -59,7 +59,7 @@ class RowSchema:
         return {"type": "object", "properties": properties, "required": list(self.features)}
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):

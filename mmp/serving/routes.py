@@ -186,7 +186,7 @@ ERROR_STATUSES = {
 }
 
 
-def _documented(*statuses: int) -> dict[int, dict]:
+def documented(*statuses: int) -> dict[int, dict]:
     """OpenAPI `responses` for the error statuses a route can send, each with the ErrorBody schema."""
     return {status: {"model": ErrorBody, "description": ERROR_STATUSES[status]} for status in statuses}
 
@@ -211,7 +211,7 @@ def create_app(state: ServingState):
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="readiness", responses=_documented(503))
+    @app.get("/ready", summary="readiness", responses=documented(503))
     async def ready() -> Any:
         if state.drain is not None and state.drain.started:
             return error(503, "shutting_down", "this worker is finishing its last requests; send new ones elsewhere")
@@ -220,7 +220,7 @@ def create_app(state: ServingState):
         return {"status": "ready", "model_uri": state.model_uri, "model_name": state.info.get("name")}
 
     @app.get("/model/info", summary="run id, recipe, params and metrics of the served model",
-             responses=_documented(*guarded))
+             responses=documented(*guarded))
     async def model_info() -> dict:
         return state.info
 
@@ -233,7 +233,7 @@ def create_app(state: ServingState):
     # Schemas are written out, not referenced: BentoML's /docs.json rebuilds the document from the
     # routes and would drop a schema that only this app's /openapi.json adds to its components.
     @app.post("/predict", summary="predict one record", openapi_extra=_body(row_schema),
-              responses=_documented(400, *guarded, 413, 422, 503))
+              responses=documented(400, *guarded, 413, 422, 503))
     async def predict(request: Request) -> Any:
         if not state.ready:
             return not_ready()
@@ -252,7 +252,7 @@ def create_app(state: ServingState):
         "samples": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": row_schema}}}
 
     @app.post("/predict/batch", summary="predict many records", openapi_extra=_body(batch_schema),
-              responses=_documented(400, *guarded, 413, 422, 503))
+              responses=documented(400, *guarded, 413, 422, 503))
     async def predict_batch(request: Request) -> Any:
         if not state.ready:
             return not_ready()
@@ -278,7 +278,7 @@ def create_app(state: ServingState):
         return JSONResponse({"predictions": with_entities(state, samples, results), "model_uri": state.model_uri,
                              "sample_count": len(results)})
 
-    @app.get("/model/schema", summary="input columns and types; output columns", responses=_documented(*guarded))
+    @app.get("/model/schema", summary="input columns and types; output columns", responses=documented(*guarded))
     async def model_schema() -> dict:
         numeric = state.schema.numeric
         return {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mmp.config.spec import RECIPE_KEYS, RunSpec
-from mmp.training.log import CONFIG_ARTIFACT, _flatten, log_pyfunc
+from mmp.config.spec import RunSpec
+from mmp.training.log import log_pyfunc, log_record
 from mmp.training.pipeline import TrainState
 
 PER_SERIES_ARTIFACT = "evaluation/per_series.csv"
@@ -31,22 +31,14 @@ class LogForecast:
 
     def run(self, state: TrainState) -> str:
         import mlflow
-        from omegaconf import OmegaConf
 
         from mmp.training import backtest
         from mmp.training.forecasting import SETUP
 
-        pipeline, setup = state.pipeline, state.inputs[SETUP]
-        recipe = {k: v for k, v in pipeline.config.items() if k in RECIPE_KEYS}
-        params = dict(_flatten(recipe))
-        params.update({"forecast.frequency_used": setup.frequency, "forecast.season_length_used": setup.season,
-                       "split.history_rows": len(state.inputs["history"]), "split.test_rows": len(state.inputs["test"]),
-                       "split.series": int(state.inputs["all"]["unique_id"].nunique())})
-        items = list(params.items())
-        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
-            mlflow.log_params({k: str(v)[:6000] for k, v in items[i:i + 100]})
-        mlflow.log_metrics(state.metrics)
-        mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(pipeline.config)), CONFIG_ARTIFACT)
+        setup = state.inputs[SETUP]
+        log_record(state, {"forecast.frequency_used": setup.frequency, "forecast.season_length_used": setup.season,
+                           "split.history_rows": len(state.inputs["history"]), "split.test_rows": len(state.inputs["test"]),
+                           "split.series": int(state.inputs["all"]["unique_id"].nunique())})
         mlflow.log_text(state.predictions["per_series"].to_csv(index=False), PER_SERIES_ARTIFACT)
         figure = backtest.plot(state.predictions["test"], state.inputs["all"], setup.levels, self.spec.data.target)
         mlflow.log_figure(figure, PLOT_ARTIFACT)

@@ -50,8 +50,8 @@ class Log:
         return f"run {state.run_id} (params, metrics, tags, model, config, plots)"
 
 
-def log_record(state: TrainState) -> None:
-    """Log the run's params (the flattened recipe and split sizes), metrics and masked config."""
+def log_record(state: TrainState, extra: dict[str, Any] | None = None) -> None:
+    """Log the run's params (the flattened recipe, split sizes and `extra`), metrics and masked config."""
     import mlflow
     from omegaconf import OmegaConf
 
@@ -59,6 +59,7 @@ def log_record(state: TrainState) -> None:
     recipe = {k: v for k, v in pipeline.config.items() if k in RECIPE_KEYS}
     params = dict(_flatten(recipe))
     params.update({f"split.{name}_rows": rows for name, rows in state.sizes.items()})
+    params.update(extra or {})
     items = list(params.items())
     for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
         mlflow.log_params({k: str(v)[:6000] for k, v in items[i:i + 100]})

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO, Server
-from tests.training.test_forecasting import run_mmp
+from tests.conftest import mmp_in_process as run_mmp
 
 pytestmark = pytest.mark.slow
 

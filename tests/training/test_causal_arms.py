@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, mmp_in_process
 
 ARMS = ["control", "phone", "visits"]  # control first, the rest sorted: the order of the model's columns
 OUTPUTS = ["prediction", "best_arm", "prediction_phone", "prediction_visits",
            "outcome_control", "outcome_phone", "outcome_visits"]
-SETTINGS = ("MMP_CONF_DIR", "MMP_RECIPES_DIR", "RECIPE_PATH", "CONFIG_PATH", "MLFLOW_TRACKING_URI", "MODEL_RUN_ID")
 
 
 def make_data():
@@ -32,16 +31,8 @@ def true_effects(ids: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def mmp_in(workspace, *args: str, **env: str) -> int:
-    """`mmp ARGS` in this process (no interpreter start), in `workspace`, without the caller's mmp settings."""
-    from mmp.cli import run
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(workspace)
-        for name in SETTINGS:
-            patch.delenv(name, raising=False)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        return run(list(args))
+    """`mmp ARGS` in this process, in `workspace`: its exit code."""
+    return mmp_in_process(*args, cwd=workspace, **env).code
 
 
 def trained_arms(workspace) -> str:

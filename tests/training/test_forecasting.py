@@ -3,33 +3,17 @@ artifacts, a refit model that batch-inference uses to forecast past the data's e
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, Result
+from tests.conftest import REPO
+from tests.conftest import mmp_in_process as run_mmp
 
 pytestmark = pytest.mark.slow
 
 RECIPES = {"air": "forecast/air_passengers", "macro": "forecast/us_macro"}
-
-
-def run_mmp(*args: str, cwd) -> Result:
-    """`mmp ARGS` in this process (the imports are paid once), in the folder `cwd`, without the
-    test environment's mmp/MLflow variables."""
-    from mmp.cli import run
-
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(cwd)
-        for var in ("MMP_CONF_DIR", "MMP_RECIPES_DIR", "RECIPE_PATH", "CONFIG_PATH", "MLFLOW_TRACKING_URI", "MODEL_RUN_ID"):
-            patch.delenv(var, raising=False)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = run(list(args))
-    return Result(code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
