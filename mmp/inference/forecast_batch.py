@@ -45,8 +45,16 @@ def run_forecast_batch(model: LoggedModel, source: str, output_uri: str, output_
         if not isinstance(exc, InputError) and type(exc).__name__ != "InputError":
             raise
         raise UserError(f"-d {source}: the data does not fit the model: {exc}") from exc
+    table = pa.Table.from_pandas(predicted, preserve_index=False)
+    time_column = forecast.get("time_column")
+    if output_format != "parquet" and time_column in predicted and (predicted[time_column].dt.normalize()
+                                                                    == predicted[time_column]).all():
+        # Text formats write a timestamp as "2009-10-01 00:00:00.000000"; a daily or coarser forecast reads
+        # better as the date the input gave. Parquet keeps the timestamp type.
+        at = table.column_names.index(time_column)
+        table = table.set_column(at, time_column, table.column(time_column).cast(pa.date32()))
     with AtomicOutput(output_uri, output_format, storage_options) as output:
-        output.write(pa.Table.from_pandas(predicted, preserve_index=False))
+        output.write(table)
     result = BatchResult(output.rows, time.perf_counter() - started, output_uri)
     series = predicted[model.entity_columns].drop_duplicates().shape[0]
     console.print(f"[green]✓[/] {series:,} series, {result.rows:,} forecast rows in {result.seconds:.2f} s "
