@@ -227,7 +227,13 @@ class CausalFit:
         seed_everything(self.spec.data.split.seed)
         learner, _ = build_learner(self.spec, len(state.classes))
         X = state.preprocessor.fit_transform(state.inputs["train"])
-        learner.fit(state.targets["train"], arm_codes(state, "train", self.spec), X=X)
+        try:
+            learner.fit(state.targets["train"], arm_codes(state, "train", self.spec), X=X)
+        except (ValueError, TypeError) as exc:  # EconML checks its settings only when it fits
+            from mmp.errors import UserError
+
+            raise UserError(f"model.params: {self.spec.model.class_path} cannot fit with these settings: "
+                            f"{str(exc).strip().splitlines()[0]}") from exc
         state.model = CausalModel(state.preprocessor, learner, state.features, state.numeric, state.classes)
         return f"{self.spec.model.class_path} on {X.shape[0]} rows, {X.shape[1]} features after preprocessing"
 

@@ -174,3 +174,10 @@ def test_validate_with_data_finds_a_treatment_that_is_not_arms(project, mmp):
     result = mmp("validate", "recipe=causal/ihdp", _write(project, "doses.csv", _ihdp(project).assign(treatment=lambda f: f["id"] % 3 / 2)))
     assert result.code == 2 and "data.treatment" in result.err and "arms are labels" in result.err, result.err
     assert mmp("validate", "recipe=causal/ihdp").code == 0
+
+
+def test_settings_the_learner_refuses_at_fit_exit_2_naming_model_params(project, mmp):
+    result = mmp("train", "recipe=causal/ihdp", "model.class_path=econml.dr.DRLearner", "~model.params",
+                 "+model.params={cv: -1}", "-q")
+    assert result.code == 2 and "model.params: econml.dr.DRLearner cannot fit with these settings" in result.err
+    assert "Traceback" not in result.err
