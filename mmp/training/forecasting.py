@@ -175,7 +175,13 @@ class Backtest:
         from mmp.training.backtest import backtest
 
         setup = state.inputs[SETUP]
-        state.predictions["validation"] = backtest(setup, state.inputs["history"], self.spec.forecast.windows)
+        try:  # the first fit: a forecaster checks its settings only when it fits
+            state.predictions["validation"] = backtest(setup, state.inputs["history"], self.spec.forecast.windows)
+        except (ValueError, TypeError) as exc:
+            from mmp.errors import UserError
+
+            raise UserError(f"model.params: {self.spec.model.class_path} cannot fit with these settings: "
+                            f"{str(exc).strip().splitlines()[0]}") from exc
         state.predictions["test"] = backtest(setup, state.inputs["all"], 1)
         return (f"{self.spec.forecast.windows} validation window(s) and the test window, "
                 f"{len(state.predictions['validation'])} + {len(state.predictions['test'])} forecasts")

@@ -156,3 +156,10 @@ def test_exogenous_features_are_learned_and_their_future_rows_are_required(tmp_p
                       "-o", str(tmp_path / "x.csv"), "-q", cwd=tmp_path)
     assert refused.code == 2 and "income" in refused.err and "Traceback" not in refused.err, refused.err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_settings_the_forecaster_refuses_at_fit_exit_2_naming_model_params(tmp_path):
+    for name in ("conf", "recipes", "data"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    result = run_mmp("train", "recipe=forecast/air_passengers", "model.params.model=QQQ", "-q", cwd=tmp_path)
+    assert result.code == 2 and "model.params: statsforecast.models.AutoETS cannot fit with these settings" in result.err
