@@ -10,7 +10,7 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c8
 
 FROM ${PYTHON_IMAGE} AS build
 # ml-extras,cloud-extras,sql-extras,forecast-extras,causal-extras (recommended, the locked set every image holds) | cloud-extras,torch-extras or all
-# (deep learning: adds torch)
+# (deep learning: adds torch) | ...,spark-extras (batch-inference --engine spark: adds pyspark, and Java in the runtime stage)
 ARG EXTRAS=ml-extras,cloud-extras,sql-extras,forecast-extras,causal-extras
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
@@ -26,6 +26,9 @@ RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/image.
     && case ",${EXTRAS}," in *,torch-extras,*|*,all,*) \
         pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu \
             -c scripts/constraints.txt -c requirements/image-pins.txt torch ;; \
+    esac \
+    && case ",${EXTRAS}," in *,spark-extras,*) \
+        pip install --no-cache-dir -c scripts/constraints.txt -c requirements/image-pins.txt "pyspark>=4.0" ;; \
     esac
 COPY pyproject.toml README.md ./
 COPY hydra_plugins/ hydra_plugins/
@@ -34,6 +37,14 @@ COPY mmp/ mmp/
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . && pip check
 
 FROM ${PYTHON_IMAGE} AS runtime
+ARG EXTRAS=ml-extras,cloud-extras,sql-extras,forecast-extras,causal-extras
+# --engine spark (EXTRAS=...,spark-extras) runs pyspark's JVM: Debian's Java 17 runtime, only then.
+# hadolint ignore=DL3008
+RUN case ",${EXTRAS}," in *,spark-extras,*) \
+        mkdir -p /usr/share/man/man1 && apt-get update \
+        && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+        && rm -rf /var/lib/apt/lists/* ;; \
+    esac
 RUN groupadd --gid 10001 mmp && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin mmp
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-o", "--output", metavar="URI", help="output file or folder (default: the env's output.path)")
     batch.add_argument("--chunk-rows", type=int, metavar="N", help="rows per chunk (default: the env's output.chunk_rows)")
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress, only the output URI")
+    batch.add_argument("-p", "--params", metavar="JSON", dest="query_params", help="a .sql input's template parameters")
+    batch.add_argument("--engine", choices=["local", "spark"],
+                       help="local: this process, streaming; spark: a Spark session (default: the env's batch.engine)")
     _compose_flags(batch, recipe=False)
 
     serve = command("serve-api", "serve a logged model over HTTP with BentoML", _run_serve_api)
@@ -256,8 +259,10 @@ def _run_batch_inference(args: argparse.Namespace, words: list[str]) -> int:
     from mmp.masking import scrub
 
     uri = _model_uri(args)
+    if args.engine:  # sugar for the override batch.engine=...
+        words = [f"++batch.engine={args.engine}", *words]
     print(scrub(batch_command(_request(args, words, with_recipe=False), uri, args.data, args.output, args.chunk_rows,
-                        quiet=args.quiet)))
+                        quiet=args.quiet, params_json=args.query_params)))
     return EXIT_OK
 
 

@@ -21,3 +21,18 @@ def copy_project(dest: Path) -> Path:
     for name in ("conf", "recipes", "data"):
         shutil.copytree(REPO / name, dest / name)
     return dest
+
+
+def import_seconds(module: str = "mlflow", repeats: int = 3) -> float:
+    """A machine-speed reference: the median seconds a fresh Python takes to `import module`."""
+    import statistics
+    import subprocess
+    import sys
+    import time
+
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

@@ -3,5 +3,5 @@
 #   scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install.sh "dev,all"
+scripts/install.sh "dev,all,spark-extras"
 exec .venv/bin/python -m pytest "$@"

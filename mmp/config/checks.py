@@ -13,6 +13,7 @@ from typing import Any, Callable
 from mmp.config.catalogue import METRICS, STEPS, step_options
 from mmp.config.estimators import KIND_FOR_TASK, ImportProblem, check_params, estimator_kind, import_class
 from mmp.config.spec import TASKS, RunSpec
+from mmp.config.sql_checks import sql_problems
 from mmp.config.tune_checks import tune_problems
 from mmp.errors import ConfigError, Problem, allowed_text
 
@@ -81,6 +82,7 @@ def recipe_problems(config: dict[str, Any], origin: Origin = _no_origin) -> list
     problems += _metric_problems(config.get("evaluate"), task, origin)
     problems += _step_problems(config.get("preprocess"), origin)
     problems += _data_problems(config.get("data"), task, origin)
+    problems += sql_problems(config, origin)
     problems += _calibration_problems(config, task, origin)
     problems += _quantile_problems(config, task, origin)
     problems += tune_problems(config, task, _model_class(config), origin)

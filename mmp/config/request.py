@@ -156,15 +156,22 @@ def hydra_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def params_overrides(params_json: str) -> list[str]:
-    """`-p '{"max_depth": 5, "data.split.seed": 1}'` -> Hydra overrides. A key that starts with a
-    config root key (data, model, ...) is a full path; any other key is a model parameter."""
+def json_object(params_json: str, flag: str = "-p") -> dict[str, Any]:
+    """The JSON object a flag gives (`-p '{"max_depth": 5}'`), or a UserError saying what is wrong."""
     try:
         params = json.loads(params_json)
     except json.JSONDecodeError as exc:
-        raise UserError(f"-p: not valid JSON ({exc.msg} at character {exc.pos}): {params_json!r}") from exc
+        raise UserError(f"{flag}: not valid JSON ({exc.msg} at character {exc.pos}): {params_json!r}") from exc
     if not isinstance(params, dict):
-        raise UserError(f"-p: expected a JSON object like '{{\"max_depth\": 5}}', got {type(params).__name__}")
+        raise UserError(f"{flag}: expected a JSON object like '{{\"max_depth\": 5}}', got {type(params).__name__}")
+    return params
+
+
+def params_overrides(params_json: str, sql_source: bool = False) -> list[str]:
+    """`-p '{"max_depth": 5, "data.split.seed": 1}'` -> Hydra overrides. A key that starts with a
+    config root key (data, model, ...) is a full path; any other key is a model parameter, or with
+    a SQL source (`sql_source`) a template parameter of the query (`data.params.KEY`)."""
+    params = json_object(params_json)
 
     def flatten(prefix: str, node: Any) -> Iterator[tuple[str, Any]]:
         if isinstance(node, dict) and node:
@@ -173,12 +180,31 @@ def params_overrides(params_json: str) -> list[str]:
         else:
             yield prefix, node
 
+    home = "data.params" if sql_source else "model.params"
     overrides = []
     for key, value in flatten("", params):
         root = key.split(".", 1)[0]
-        path = key if root in RECIPE_KEYS + ENV_KEYS else f"model.params.{key}"
+        path = key if root in RECIPE_KEYS + ENV_KEYS else f"{home}.{key}"
         overrides.append(f"++{path}={hydra_value(value)}")
     return overrides
+
+
+def has_sql_source(request: "Request", data_uri: str | None = None) -> bool:
+    """Whether the data of the recipe this request picks comes from a query: `-d`, a `data.source` or
+    `data.query` override, else the recipe file itself (peeked at, as model presets are)."""
+    from mmp.io.sql_source import is_sql_file
+
+    if data_uri:
+        return is_sql_file(data_uri)
+    for override in reversed(request.overrides):
+        key, _, value = override.partition("=")
+        if key.lstrip("+") == "data.source":
+            return is_sql_file(value.strip("'\""))
+        if key.lstrip("+") == "data.query":
+            return bool(value)
+    recipe = request.files(request.choices())[0]
+    data = yaml_data(recipe).get("data") if recipe is not None else None
+    return isinstance(data, dict) and (is_sql_file(data.get("source")) or bool(data.get("query")))
 
 
 def split_hydra_args(args: list[str]) -> tuple[list[str], list[str]]:
@@ -254,9 +280,10 @@ def build_request(
         chosen.append(f"env={request.env_file.stem}")
     if data_uri:
         chosen.append(f"++data.source={hydra_value(data_uri)}")
-    if params_json:
-        chosen.extend(params_overrides(params_json))
     request.overrides = chosen + overrides
+    if params_json:
+        sql = with_recipe and has_sql_source(request, data_uri)
+        request.overrides = chosen + params_overrides(params_json, sql_source=sql) + overrides
     return request
 
 

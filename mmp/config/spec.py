@@ -29,7 +29,9 @@ class SplitSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    source: str | None = None
+    source: str | None = None  # a data file URI, or a query file ending .sql (see README "SQL sources")
+    query: str | None = None  # an inline SQL query, instead of `source`
+    params: dict[str, Any] = Field(default_factory=dict)  # a query's {{ template parameters }}, with defaults
     format: Literal["csv", "parquet", "json"] | None = None  # None: from the file extension
     entity_columns: list[str] = Field(default_factory=list)
     target: str | None = None
@@ -145,12 +147,18 @@ class MlflowSpec(_Strict):
 
 class SourceSpec(_Strict):
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    connection: str | None = None  # where queries run: a SQLAlchemy URL; None: an embedded DuckDB
 
 
 class OutputSpec(_Strict):
+    """Where batch predictions go: a file or folder (`path`, `format`), or a SQL table (`connection` + `table`)."""
+
     path: str = "predictions"
     format: Literal["parquet", "csv", "json"] = "parquet"
     chunk_rows: int = Field(100_000, gt=0)
+    connection: str | None = None  # a SQLAlchemy URL (postgresql://user:${oc.env:PGPASSWORD}@host/db, duckdb:///f.duckdb)
+    table: str | None = None  # [schema.]table in `connection`
+    mode: Literal["replace", "append", "upsert"] = "replace"  # upsert: on the model's entity columns
 
 
 class BatchingSpec(_Strict):
@@ -192,6 +200,22 @@ class ServingSpec(_Strict):
     grace_period_s: float = Field(30, ge=0)
 
 
+class SparkSpec(_Strict):
+    """Where `--engine spark` runs: a master URL (spark-submit's own master wins) and Spark conf."""
+
+    master: str = "local[*]"
+    app_name: str = "mmp-batch"
+    conf: dict[str, Any] = Field(default_factory=dict)  # spark.* settings, e.g. spark.executor.memory: 4g
+    jdbc_properties: dict[str, Any] = Field(default_factory=dict)  # user, password, driver for jdbc: sources
+
+
+class BatchSpec(_Strict):
+    """How `mmp batch-inference` runs: in this process (local) or on a Spark session (spark)."""
+
+    engine: Literal["local", "spark"] = "local"
+    spark: SparkSpec = Field(default_factory=SparkSpec)
+
+
 class EnvironmentSpec(_Strict):
     """The seed's own key: a name for the environment (local, staging, production, ...)."""
 
@@ -204,6 +228,7 @@ class EnvSpec(_Strict):
     source: SourceSpec = Field(default_factory=SourceSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
+    batch: BatchSpec = Field(default_factory=BatchSpec)
 
 
 class RunSpec(RecipeSpec, EnvSpec):

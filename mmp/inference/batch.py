@@ -82,12 +82,14 @@ def predict_table(model: LoggedModel, table: Any) -> Any:
 
 def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: str,
               storage_options: dict[str, Any], chunk_rows: int, quiet: bool = False,
-              workers: int | None = None) -> BatchResult:
+              workers: int | None = None, mode: str = "replace", connection: str | None = None,
+              params: dict[str, Any] | None = None) -> BatchResult:
     """Stream `source` through the model into `output_uri`; return rows, seconds and the output URI.
 
     Chunks are predicted by `workers` threads (default: one per core; scikit-learn, xgboost and
     lightgbm release the GIL while they compute) and written in input order; at most
-    `workers + 1` chunks are in flight, so memory stays bounded.
+    `workers + 1` chunks are in flight, so memory stays bounded. `mode` (replace | append | upsert)
+    is for SQL tables. A `.sql` source is a query template (`params`) run on `connection`.
     """
     import os
     from collections import deque
@@ -97,17 +99,18 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
     from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
     from mmp.io.readers import iter_tables
-    from mmp.io.writers import AtomicOutput
+    from mmp.io.writers import open_output
     from mmp.masking import scrub
 
     workers = workers or os.cpu_count() or 1
     console = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
     started = time.perf_counter()
-    chunks = iter_tables(source, None, storage_options, chunk_rows, column_types(model))
+    chunks = iter_tables(source, None, storage_options, chunk_rows, column_types(model), connection, params)
     columns = [TextColumn("[bold]predicting[/]"), TextColumn("{task.completed:,.0f} rows"),
                TextColumn("{task.fields[rate]:,.0f} rows/s"), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False, disable=quiet) as progress, \
-            AtomicOutput(output_uri, output_format, storage_options) as output, \
+            open_output(output_uri, output_format, storage_options, mode, model.run_id,
+                        model.entity_columns) as output, \
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmp-predict") as pool:
         task = progress.add_task("predict", total=None, rate=0.0)
         pending: deque = deque()
@@ -149,25 +152,39 @@ def _read_errors_as_user_errors(chunks: Any, source: str) -> Any:
 
 
 def batch_command(request: Any, uri: str, data: str, output: str | None, chunk_rows: int | None,
-                  quiet: bool = False) -> str:
+                  quiet: bool = False, params_json: str | None = None) -> str:
     """`mmp batch-inference`: compose the env, load the model at `uri`, predict `data` into the
-    env's (or the given) output; returns the output URI."""
+    env's (or the given) output; returns the output URI. `params_json`: a .sql input's parameters."""
     from mmp.config.env import compose_env
+    from mmp.config.request import json_object
     from mmp.io import tracking
-    from mmp.io.writers import destination
+    from mmp.io.writers import destination, output_target
     from mmp.models import logged
 
     if chunk_rows is not None and chunk_rows < 1:
         raise UserError(f"--chunk-rows: must be a positive number of rows, got {chunk_rows}")
+    params = json_object(params_json) if params_json else None
     env = compose_env(request, prog="mmp batch-inference")
     tracking.connect(env.mlflow.tracking_uri)
     model = logged.load(uri)
-    output_uri, output_format = destination(output or env.output.path, env.output.format, model.run_id)
+    if env.batch.engine == "spark":  # a Spark session reads, predicts (mlflow's spark_udf) and writes
+        from mmp.inference.spark import run_spark_batch
+
+        if env.output.table or params:  # SQLAlchemy sinks and .sql templates are the local engine's
+            raise UserError("batch.engine=spark: SQL tables are read and written through JDBC "
+                            "(-d/-o jdbc:<url>#<table>), not output.connection/output.table or -p; "
+                            "use --engine local for those")
+        return run_spark_batch(model, data, output or env.output.path, env.output.format, env.batch.spark,
+                               quiet=quiet).output_uri
+    target = output_target(output, env.output.path, env.output.connection, env.output.table)
+    output_uri, output_format = destination(target, env.output.format, model.run_id)
     if model.task == "timeseries":  # a forecast reads each series whole: no row chunks
         from mmp.inference.forecast_batch import run_forecast_batch
 
-        run_forecast_batch(model, data, output_uri, output_format, env.source.storage_options, quiet=quiet)
+        run_forecast_batch(model, data, output_uri, output_format, env.source.storage_options, quiet=quiet,
+                           mode=env.output.mode)
         return output_uri
     run_batch(model, data, output_uri, output_format, env.source.storage_options,
-              chunk_rows or env.output.chunk_rows, quiet=quiet)
+              chunk_rows or env.output.chunk_rows, quiet=quiet, mode=env.output.mode,
+              connection=env.source.connection, params=params)
     return output_uri

@@ -17,13 +17,13 @@ from mmp.models.logged import LoggedModel
 
 
 def run_forecast_batch(model: LoggedModel, source: str, output_uri: str, output_format: str,
-                       storage_options: dict[str, Any], quiet: bool = False) -> BatchResult:
+                       storage_options: dict[str, Any], quiet: bool = False, mode: str = "replace") -> BatchResult:
     """Forecast every series in `source` into `output_uri`; bad input is a UserError naming the column."""
     import pyarrow as pa
     from rich.console import Console
 
     from mmp.io.readers import read_frame
-    from mmp.io.writers import AtomicOutput
+    from mmp.io.writers import open_output
     from mmp.masking import scrub
     from mmp.models.tabular import InputError
 
@@ -53,7 +53,8 @@ def run_forecast_batch(model: LoggedModel, source: str, output_uri: str, output_
         # better as the date the input gave. Parquet keeps the timestamp type.
         at = table.column_names.index(time_column)
         table = table.set_column(at, time_column, table.column(time_column).cast(pa.date32()))
-    with AtomicOutput(output_uri, output_format, storage_options) as output:
+    keys = [*model.entity_columns, time_column]  # an upsert replaces a series' forecast at the same times
+    with open_output(output_uri, output_format, storage_options, mode, model.run_id, keys) as output:
         output.write(table)
     result = BatchResult(output.rows, time.perf_counter() - started, output_uri)
     series = predicted[model.entity_columns].drop_duplicates().shape[0]

@@ -6,6 +6,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mmp.errors import UserError
+from mmp.io.sql_source import is_sql_file
 
 FORMATS_BY_SUFFIX = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json",
                      ".jsonl": "ndjson", ".ndjson": "ndjson"}
@@ -77,8 +78,10 @@ def is_numeric(dtype) -> bool:
 
 
 def iter_tables(uri: str, fmt: str | None = None, storage_options: dict[str, Any] | None = None,
-                chunk_rows: int = 100_000, column_types: dict[str, str] | None = None):
+                chunk_rows: int = 100_000, column_types: dict[str, str] | None = None,
+                connection: str | None = None, params: dict[str, Any] | None = None):
     """The data at `uri` as a stream of pyarrow Tables of at most `chunk_rows` rows, in file order.
+    A `.sql` file is a query template (`params`) run on `connection` (see `mmp.io.sql_source`).
 
     Memory stays bounded by the chunk size whatever the file size. Local files go through polars'
     streaming engine (multi-threaded parsing); other fsspec URIs through pyarrow's streaming
@@ -88,6 +91,14 @@ def iter_tables(uri: str, fmt: str | None = None, storage_options: dict[str, Any
     """
     import fsspec
 
+    if is_sql_file(uri):
+        from mmp.io.sql_source import iter_query, read_template, render
+
+        where = f"-d {uri}"
+        sql = render(read_template(uri, storage_options, where), params or {}, where,
+                     hint="""give it with -p '{"NAME": value}'""")
+        yield from iter_query(sql, connection, storage_options, chunk_rows, where, column_types)
+        return
     fmt = data_format(uri, fmt)
     column_types = column_types or {}
     fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))

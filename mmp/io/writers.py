@@ -18,9 +18,37 @@ EXTENSIONS = {"parquet": "parquet", "csv": "csv", "json": "json"}
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
 
 
+# URL schemes (before any `+driver`) that name a database: the destination is a table (mmp.io.sql_sink).
+SQL_SCHEMES = frozenset({"postgresql", "postgres", "duckdb", "mysql", "mariadb", "mssql", "oracle", "sqlite",
+                         "bigquery", "snowflake", "redshift"})
+
+
+def is_sql(target: str) -> bool:
+    """Whether a destination is a database table (a SQLAlchemy URL) rather than a file."""
+    return "://" in target and target.split("://", 1)[0].split("+", 1)[0].lower() in SQL_SCHEMES
+
+
+def output_target(given: str | None, path: str, connection: str | None, table: str | None) -> str:
+    """The destination: `-o` if given, else the env's SQL table (`output.connection` + `output.table`),
+    else `output.path`."""
+    if given:
+        return given
+    if bool(connection) != bool(table):
+        have, lack = ("connection", "table") if connection else ("table", "connection")
+        raise UserError(f"output.{lack}: missing; output.{have} is set, and a SQL output needs both "
+                        f"(connection: a SQLAlchemy URL, table: [schema.]table)")
+    if connection:
+        from mmp.io.sql_sink import sql_uri
+
+        return sql_uri(connection, table or "")
+    return path
+
+
 def destination(target: str, default_format: str, run_id: str | None) -> tuple[str, str]:
     """(uri, format): a file URI keeps its extension's format; a folder or prefix gets
-    `predictions_<run_id>.<ext>` in the env's `output.format`."""
+    `predictions_<run_id>.<ext>` in the env's `output.format`; a database URL is format "sql"."""
+    if is_sql(target):
+        return target, "sql"
     suffix = PurePosixPath(target.split("?", 1)[0]).suffix.lower()
     if suffix in FORMATS and not target.endswith("/"):
         return target, FORMATS[suffix]
@@ -28,6 +56,21 @@ def destination(target: str, default_format: str, run_id: str | None) -> tuple[s
         raise UserError(f"-o: unknown output extension '{suffix}' in {target}; use .parquet, .csv or .json")
     name = f"predictions_{run_id or 'model'}.{EXTENSIONS[default_format]}"
     return f"{target.rstrip('/')}/{name}", default_format
+
+
+def open_output(uri: str, fmt: str, storage_options: dict[str, Any] | None = None, mode: str = "replace",
+                run_id: str | None = None, entity_columns: list[str] | tuple = ()) -> Any:
+    """Where a batch job writes: an AtomicOutput for a file, a SqlOutput for a table (format "sql")."""
+    if fmt == "sql":
+        from mmp.io.sql_sink import SqlOutput
+
+        return SqlOutput(uri, mode, run_id, entity_columns)
+    if mode != "replace":
+        from mmp.masking import scrub
+
+        raise UserError(f"output.mode: '{mode}' applies to SQL tables; a file output ({scrub(uri)}) is always written "
+                        f"whole (allowed for files: replace)")
+    return AtomicOutput(uri, fmt, storage_options)
 
 
 class AtomicOutput:

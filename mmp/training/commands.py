@@ -30,15 +30,14 @@ def validate_command(request: Request, read_data: bool = True) -> None:
     def job(cfg: Any) -> None:
         from mmp.config.data_checks import column_problems
         from mmp.errors import ConfigError
-        from mmp.io.readers import read_frame
-        from mmp.masking import scrub
+        from mmp.training.source import is_query, load_data, source_label
 
         pipeline = compile_job(request, cfg)
         spec = pipeline.spec
         checked = ""
-        if read_data and spec.data.source:
-            source = scrub(spec.data.source)
-            frame = read_frame(spec.data.source, spec.data.format, spec.source.storage_options)
+        if read_data and (spec.data.source or is_query(spec)):
+            source = source_label(spec)
+            frame, _ = load_data(spec)
             origin = lambda path: request.origin(path)  # noqa: E731
             problems = column_problems(spec, frame, origin=origin)
             problems = problems or task_data_problems(spec, frame, origin)

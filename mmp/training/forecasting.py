@@ -51,26 +51,22 @@ class LoadSeries:
     opens_run: bool = False
 
     def describe(self) -> str:
-        from mmp.masking import scrub
+        from mmp.training.source import source_label
 
         data, f = self.spec.data, self.spec.forecast
-        source = scrub(data.source) if data.source else "(no source: pass -d URI)"
+        source = source_label(self.spec) or "(no source: pass -d URI)"
         return (f"{source}; series {data.entity_columns}, time {data.time_column} every {f.frequency or '(inferred)'}, "
                 f"target {data.target}; exogenous: {', '.join(data.features or []) or 'none'}")
 
     def run(self, state: TrainState) -> str:
         from mmp.config.data_checks import column_problems
-        from mmp.errors import UserError
-        from mmp.io.readers import read_frame
-        from mmp.masking import scrub
+        from mmp.training.source import load_data, source_label
 
         spec, origin = self.spec, state.pipeline.origin
-        if not spec.data.source:
-            raise UserError("data.source: no training data; set data.source in the recipe or pass -d URI")
-        frame = read_frame(spec.data.source, spec.data.format, spec.source.storage_options)
+        frame, state.query = load_data(spec)
         problems = column_problems(spec, frame, origin=origin)
         if problems:
-            raise ConfigError(problems, source=f"data at {scrub(spec.data.source)}")
+            raise ConfigError(problems, source=f"data at {source_label(spec)}")
         long, setup, dropped = series_frame(spec, frame, origin)
         if dropped:
             state.pipeline.progress.note(f"dropped {dropped} rows with no '{spec.data.target}'")
@@ -78,7 +74,7 @@ class LoadSeries:
         state.features = state.numeric = list(setup.exogenous)
         state.inputs = {"all": long, SETUP: setup}
         return (f"{long[long.columns[0]].nunique()} series, {len(long)} rows every {setup.frequency} "
-                f"from {scrub(spec.data.source)}")
+                f"from {source_label(spec)}")
 
 
 def series_frame(spec: RunSpec, frame: Any, origin: Any) -> tuple[Any, Any, int]:

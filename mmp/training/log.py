@@ -65,6 +65,11 @@ def log_record(state: TrainState, extra: dict[str, Any] | None = None) -> None:
         mlflow.log_params({k: str(v)[:6000] for k, v in items[i:i + 100]})
     mlflow.log_metrics(state.metrics)
     mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(pipeline.config)), CONFIG_ARTIFACT)
+    if state.query is not None:
+        from mmp.masking import scrub
+        from mmp.training.source import QUERY_ARTIFACT
+
+        mlflow.log_text(scrub(state.query), QUERY_ARTIFACT)
 
 
 def _flatten(node: Any, prefix: str = ""):

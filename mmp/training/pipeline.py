@@ -34,6 +34,7 @@ class TrainState:
 
     pipeline: "Pipeline"
     frame: Any = None  # the loaded data (polars)
+    query: str | None = None  # the rendered SQL query the data came from, if it did
     features: list[str] = field(default_factory=list)
     numeric: list[str] = field(default_factory=list)
     parts: dict[str, Any] = field(default_factory=dict)  # split name -> polars frame

@@ -16,7 +16,7 @@ from mmp import __version__
 from mmp.config.catalogue import STEPS, describe_step, step_options
 from mmp.config.data_checks import column_problems, feature_columns
 from mmp.config.spec import RunSpec
-from mmp.errors import ConfigError, UserError
+from mmp.errors import ConfigError
 from mmp.training.pipeline import TrainState
 from mmp.training.split import SPLITS
 
@@ -30,24 +30,24 @@ class Load:
     opens_run: bool = False
 
     def describe(self) -> str:
-        from mmp.masking import scrub
+        from mmp.training.source import database_label, is_query, source_label
 
         data = self.spec.data
         features = ", ".join(data.features) if data.features is not None else "every other column"
-        return (f"{scrub(data.source) if data.source else '(no source: pass -d URI)'}; entity {data.entity_columns or '-'}; "
-                f"target {data.target or '-'}; features: {features}")
+        source = source_label(self.spec) or "(no source: pass -d URI)"
+        if is_query(self.spec):
+            source = f"query {source} on {database_label(self.spec)}"
+        return f"{source}; entity {data.entity_columns or '-'}; target {data.target or '-'}; features: {features}"
 
     def run(self, state: TrainState) -> str:
-        from mmp.io.readers import is_numeric, read_frame
-        from mmp.masking import scrub
+        from mmp.io.readers import is_numeric
+        from mmp.training.source import load_data, source_label
 
         spec = self.spec
-        if not spec.data.source:
-            raise UserError("data.source: no training data; set data.source in the recipe or pass -d URI")
-        frame = read_frame(spec.data.source, spec.data.format, spec.source.storage_options)
+        frame, state.query = load_data(spec)
         problems = column_problems(spec, frame, origin=state.pipeline.origin)
         if problems:
-            raise ConfigError(problems, source=f"data at {scrub(spec.data.source)}")
+            raise ConfigError(problems, source=f"data at {source_label(spec)}")
         if spec.data.target:
             dropped = frame[spec.data.target].null_count()
             frame = frame.filter(frame[spec.data.target].is_not_null())
@@ -56,7 +56,7 @@ class Load:
         state.frame = frame
         state.features = feature_columns(spec, frame.columns)
         state.numeric = [c for c in state.features if is_numeric(frame.schema[c])]
-        return f"{frame.height} rows x {frame.width} columns from {scrub(spec.data.source)}"
+        return f"{frame.height} rows x {frame.width} columns from {source_label(spec)}"
 
 
 @dataclass
@@ -293,7 +293,7 @@ def probability_matrix(predicted: Any, classes: list | None):
 
 def run_tags(state: TrainState) -> dict[str, str]:
     """The tags a training run starts with: what was trained, on which data, by which mmp."""
-    from mmp.masking import scrub
+    from mmp.training.source import source_label
 
     pipeline = state.pipeline
     spec = pipeline.spec
@@ -303,8 +303,8 @@ def run_tags(state: TrainState) -> dict[str, str]:
         "mmp.task": spec.task,
         "mmp.model_class": spec.model.class_path,
         "mmp.version": __version__,
-        "mmp.data_source": scrub(spec.data.source or ""),
-        "mmp.data_fingerprint": fingerprint(state.frame),
+        "mmp.data_source": source_label(spec, limit=1000),
+        "mmp.data_fingerprint": fingerprint(state.frame, state.query),
         "mmp.primary_metric": pipeline.primary_metric,
         "mlflow.runName": f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
     }
@@ -318,10 +318,13 @@ def run_tags(state: TrainState) -> dict[str, str]:
     return tags
 
 
-def fingerprint(frame: Any) -> str:
-    """A short, stable hash of a dataset's columns, types and values."""
+def fingerprint(frame: Any, query: str | None = None) -> str:
+    """A short, stable hash of a dataset's columns, types and values (and of the rendered query and
+    the row count, when the rows came from a query)."""
     digest = hashlib.sha256(repr(list(frame.schema.items())).encode())
     digest.update(frame.hash_rows(seed=42).to_numpy().tobytes())
+    if query is not None:
+        digest.update(f"{frame.height}\n{query}".encode())
     return digest.hexdigest()[:16]
 
 
