@@ -32,7 +32,8 @@ engine = sa.create_engine(sys.argv[3])
 frame = pd.read_sql("SELECT * FROM features", engine)
 out = pd.concat([frame[["id"]], model.predict(frame)], axis=1)
 out["run_id"], out["predicted_at"] = sys.argv[4], pd.Timestamp.now(tz="UTC")
-out.to_sql("naive_out", engine, if_exists="replace", index=False, method="multi", chunksize=10_000)
+method = None if sys.argv[5] == "executemany" else sys.argv[5]
+out.to_sql("naive_out", engine, if_exists="replace", index=False, method=method, chunksize=10_000)
 """
 
 
@@ -56,6 +57,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--script-insert", choices=["executemany", "multi"], default="executemany",
+                        help="to_sql's method: executemany (SQLAlchemy 2 batches it into multi-row INSERTs) or multi")
     parser.add_argument("--mmp-only", action="store_true", help="skip the script (it takes ~4 min per 1M rows)")
     args = parser.parse_args()
 
@@ -75,7 +78,7 @@ def main() -> None:
             load_features(server, "bench", work / "data" / "breast_cancer.csv", rows)
             mmp = [sys.executable, "-m", "mmp", "batch-inference", "--run-id", run_id, "-d", "features.sql",
                    "-o", f"{url}/public.mmp_out", "-q", f"++source.connection={url}"]
-            naive = [sys.executable, "-c", NAIVE, mlflow_uri(str(work / "mlruns")), f"runs:/{run_id}/model", url, run_id]
+            naive = [sys.executable, "-c", NAIVE, mlflow_uri(str(work / "mlruns")), f"runs:/{run_id}/model", url, run_id, args.script_insert]
             results: dict[str, list[dict]] = {"mmp batch-inference": [], "read_sql + to_sql script": []}
             for _ in range(args.repeats):
                 results["mmp batch-inference"].append(measure(mmp, work))

@@ -158,15 +158,17 @@ class _CopyFile(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        while not self.pending:
-            data = self.copy.read()
+        # COPY sends one message per row: fill the whole buffer from many of them per call.
+        view, filled = memoryview(buffer).cast("B"), 0
+        while filled < len(view):
+            data = self.pending or self.copy.read()
             if not data:
-                return 0
-            self.pending = bytes(data)
-        n = min(len(buffer), len(self.pending))
-        buffer[:n] = self.pending[:n]
-        self.pending = self.pending[n:]
-        return n
+                break
+            n = min(len(data), len(view) - filled)
+            view[filled:filled + n] = data[:n]
+            filled += n
+            self.pending = data[n:] if n < len(data) else b""
+        return filled
 
 
 def _arrow_type(oid: int) -> Any:
