@@ -20,7 +20,8 @@ group=option (recipe=fraud/xgb env=prod), sweeps with -m (model.params.max_depth
 Optuna searches with -m hydra/sweeper=optuna 'model.params.C=tag(log, interval(0.001, 100))'.
 Hydra's own flags work too: --cfg job, --resolve, --info, --config-dir DIR, -m/--multirun.
 
-exit codes: 0 ok, 2 bad input (config, recipe, override, data), 1 anything else.
+exit codes: 0 ok, 2 bad input (config, recipe, override, data), 1 anything else,
+3 drift past its alert limit with --fail-on-drift or monitoring.fail_on_alert (output written).
 """
 
 # Hydra's short flags that argparse would read as `-c d` / `-p ...`: handed to Hydra untouched.
@@ -39,6 +40,11 @@ def _compose_flags(parser: argparse.ArgumentParser, recipe: bool = True) -> None
 def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", metavar="ID", help="the training run whose model to use (default: $MODEL_RUN_ID)")
     parser.add_argument("--model-uri", metavar="URI", help="runs:/ID/model, models:/NAME@ALIAS or models:/NAME/VERSION")
+
+
+def _drift_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fail-on-drift", action="store_true", help="exit 3 (output written) when a column's PSI "
+                        "reaches its alert limit (also: monitoring.fail_on_alert=true)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-p", "--params", metavar="JSON", dest="query_params", help="a .sql input's template parameters")
     batch.add_argument("--engine", choices=["local", "spark"],
                        help="local: this process, streaming; spark: a Spark session (default: the env's batch.engine)")
+    _drift_flags(batch)
     _compose_flags(batch, recipe=False)
+
+    monitor = command("monitor", "a dataset's drift vs the model's training data (PSI); logs a drift run", _run_monitor)
+    _model_flags(monitor)
+    monitor.add_argument("-d", "--data", metavar="URI", required=True, help="data to check (a batch output: predictions)")
+    monitor.add_argument("-o", "--output", metavar="URI", help="also write the report as JSON here")
+    monitor.add_argument("-q", "--quiet", action="store_true", help="no summary, only the overall status")
+    _drift_flags(monitor)
+    _compose_flags(monitor, recipe=False)
 
     serve = command("serve-api", "serve a logged model over HTTP with BentoML", _run_serve_api)
     _model_flags(serve)
@@ -90,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     build = command("build", "make a Bento (bentoml build) holding the run's model and mmp's service", _run_build)
     _model_flags(build)
     _compose_flags(build, recipe=False)
+
+    promote = command("promote", "register a run's model and point an alias at it (champion), through registry.gate",
+                      _run_registry)
+    promote.add_argument("--run-id", metavar="ID", required=True, help="the training run whose model to promote")
+    promote.add_argument("--alias", required=True, help="the alias to point at it, e.g. champion")
+    promote.add_argument("--force", action="store_true", help="skip registry.gate (recorded in a version tag)")
+    models = command("models", "registered models: versions, aliases, run ids, test metric", _run_registry)
+    for sub in (promote, models):
+        sub.add_argument("--name", help="registered model (promote: mlflow.registered_model_name, else the recipe's)")
+        _compose_flags(sub, recipe=False)
 
     init = command("init", "write a new project that trains as-is (conf/, recipes/, data/, Dockerfile, ...)", _run_init)
     init.add_argument("name", metavar="NAME", help="the folder to create")
@@ -202,6 +227,10 @@ def _report(exc: BaseException, verbose: bool) -> int:
 
     from mmp.masking import scrub
 
+    if hasattr(exc, "exit_code") and hasattr(exc, "stdout"):  # a result failing on purpose (drift alert: 3)
+        print(scrub(exc.stdout))
+        print(f"mmp: {scrub(str(exc))}", file=sys.stderr)
+        return exc.exit_code
     if verbose:
         print(scrub("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
     if is_user_error(exc):
@@ -262,7 +291,16 @@ def _run_batch_inference(args: argparse.Namespace, words: list[str]) -> int:
     if args.engine:  # sugar for the override batch.engine=...
         words = [f"++batch.engine={args.engine}", *words]
     print(scrub(batch_command(_request(args, words, with_recipe=False), uri, args.data, args.output, args.chunk_rows,
-                        quiet=args.quiet, params_json=args.query_params)))
+                        quiet=args.quiet, params_json=args.query_params, fail_on_drift=args.fail_on_drift)))
+    return EXIT_OK
+
+
+def _run_monitor(args: argparse.Namespace, words: list[str]) -> int:
+    from mmp.inference.monitor import monitor_command
+
+    uri = _model_uri(args)
+    print(monitor_command(_request(args, words, with_recipe=False), uri, args.data, args.output, quiet=args.quiet,
+                          fail_on_drift=args.fail_on_drift))
     return EXIT_OK
 
 
@@ -279,6 +317,15 @@ def _run_build(args: argparse.Namespace, words: list[str]) -> int:
 
     uri = _model_uri(args)
     print(build_command(_request(args, words, with_recipe=False), uri))
+    return EXIT_OK
+
+
+def _run_registry(args: argparse.Namespace, words: list[str]) -> int:
+    from mmp.training import registry
+
+    request = _request(args, words, with_recipe=False)
+    print(registry.promote_command(request, args.run_id, args.alias, args.name, args.force) if args.command == "promote"
+          else registry.models_command(request, args.name))
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from mmp.config.catalogue import METRICS, STEPS, step_options
 from mmp.config.estimators import KIND_FOR_TASK, ImportProblem, check_params, estimator_kind, import_class
+from mmp.config.monitoring_checks import monitoring_problems
 from mmp.config.spec import TASKS, RunSpec
 from mmp.config.sql_checks import sql_problems
 from mmp.config.tune_checks import tune_problems
@@ -87,6 +88,7 @@ def recipe_problems(config: dict[str, Any], origin: Origin = _no_origin) -> list
     problems += _quantile_problems(config, task, origin)
     problems += tune_problems(config, task, _model_class(config), origin)
     problems += _task_section_problems(config, task, origin)
+    problems += monitoring_problems(config, origin)
     return problems
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from mmp.config.catalogue import ENCODERS, step_columns
+from mmp.config.monitoring_checks import PROFILED_TASKS, feature_problems
 from mmp.config.spec import RunSpec
 from mmp.errors import Problem
 
@@ -52,6 +53,8 @@ def column_problems(spec: RunSpec, frame, origin: Origin = _no_origin) -> list[P
         return problems
 
     features = feature_columns(spec, columns)
+    if data.features is None and spec.task in PROFILED_TASKS:  # a listed data.features was checked at compile
+        problems += feature_problems(spec.monitoring.features, features, origin)
     numeric = {c for c in features if is_numeric(frame.schema[c])}
     covered = set()
     for step in spec.preprocess:

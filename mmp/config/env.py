@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mmp.config.checks import schema_problems
+from mmp.config.monitoring_checks import monitoring_problems
 from mmp.errors import ConfigError
 
 
@@ -19,7 +20,8 @@ def check_env(request: Any, cfg: Any):
     masked_container(cfg)  # learn this env's secrets, so nothing printed later shows them
     choices = dict(HydraConfig.get().runtime.choices)
     config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ENV_KEYS}
-    problems = schema_problems(config, lambda path: request.origin(path, choices), spec=EnvSpec)
+    origin = lambda path: request.origin(path, choices)  # noqa: E731
+    problems = schema_problems(config, origin, spec=EnvSpec) + monitoring_problems(config, origin)
     if problems:
         raise ConfigError(problems)
     return EnvSpec.model_validate(config)

@@ -198,6 +198,9 @@ class ServingSpec(_Strict):
     auth: AuthSpec = Field(default_factory=AuthSpec)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     grace_period_s: float = Field(30, ge=0)
+    # Serving `models:/NAME@alias`: re-resolve the alias every this many seconds and swap to a new
+    # version without dropping requests; 0: resolve once at start.
+    follow_alias_s: float = Field(0, ge=0)
 
 
 class SparkSpec(_Strict):
@@ -216,6 +219,40 @@ class BatchSpec(_Strict):
     spark: SparkSpec = Field(default_factory=SparkSpec)
 
 
+class DriftThresholds(_Strict):
+    """PSI limits: at `warn` a column is reported as shifting, at `alert` as drifted."""
+
+    warn: float = Field(0.1, ge=0)
+    alert: float = Field(0.25, ge=0)
+
+
+class MonitoringSpec(_Strict):
+    """Drift of incoming data and of predictions against the training split (PSI; mmp.models.drift)."""
+
+    enabled: bool = True
+    data_drift: DriftThresholds = Field(default_factory=DriftThresholds)
+    prediction_drift: DriftThresholds = Field(default_factory=DriftThresholds)
+    features: dict[str, DriftThresholds] = Field(default_factory=dict)  # per-feature limits
+    min_rows: int = Field(100, ge=1)  # fewer rows than this: "insufficient_data", never an alert
+    fail_on_alert: bool = False  # batch-inference exits 3 when any PSI reaches its alert limit
+    window_rows: int = Field(1000, gt=0)  # serving: drift over the last this many rows
+
+
+class PromotionGateSpec(_Strict):
+    """`mmp promote` refuses a candidate that does not beat the alias's current holder."""
+
+    enabled: bool = False
+    metric: str | None = None  # None: the candidate run's primary metric (tag mmp.primary_metric)
+    min_improvement: float = Field(0.0, ge=0)  # in the metric's units, in its better direction
+    same_test_data: bool = True  # both runs must have been tested on the same rows
+
+
+class RegistrySpec(_Strict):
+    """The MLflow model registry lifecycle: `mmp promote`, `mmp models`."""
+
+    gate: PromotionGateSpec = Field(default_factory=PromotionGateSpec)
+
+
 class EnvironmentSpec(_Strict):
     """The seed's own key: a name for the environment (local, staging, production, ...)."""
 
@@ -229,6 +266,8 @@ class EnvSpec(_Strict):
     output: OutputSpec = Field(default_factory=OutputSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     batch: BatchSpec = Field(default_factory=BatchSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    registry: RegistrySpec = Field(default_factory=RegistrySpec)
 
 
 class RunSpec(RecipeSpec, EnvSpec):

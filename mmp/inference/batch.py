@@ -2,11 +2,14 @@
 
 Rows stream in (bounded memory), are checked against the model's columns, predicted by the very
 pyfunc that was logged, and stream out as entity columns + prediction columns, in input order,
-into a file that appears at its destination only when complete.
+into a file that appears at its destination only when complete. With monitoring on, each chunk's
+features and predictions are also counted into the model's drift profile as they pass (no second
+read), and the drift report (mmp.inference.drift_report) follows the completed output.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +23,7 @@ class BatchResult:
     rows: int
     seconds: float
     output_uri: str
+    drift: dict[str, Any] | None = None  # the drift report, when monitoring counted one
 
     @property
     def rows_per_second(self) -> float:
@@ -80,16 +84,28 @@ def predict_table(model: LoggedModel, table: Any) -> Any:
     return out
 
 
+def predict_and_count(model: LoggedModel, table: Any, profile: dict[str, Any] | None) -> tuple[Any, Any]:
+    """One chunk's predictions (`predict_table`) and, with a drift `profile`, its drift counts."""
+    from mmp.inference.drift_report import count_chunk
+
+    out = predict_table(model, table)
+    return out, (count_chunk(profile, table, out) if profile is not None else None)
+
+
 def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: str,
               storage_options: dict[str, Any], chunk_rows: int, quiet: bool = False,
               workers: int | None = None, mode: str = "replace", connection: str | None = None,
-              params: dict[str, Any] | None = None) -> BatchResult:
+              params: dict[str, Any] | None = None, monitoring: Any = None, fail_on_drift: bool = False,
+              experiment: str | None = None) -> BatchResult:
     """Stream `source` through the model into `output_uri`; return rows, seconds and the output URI.
 
     Chunks are predicted by `workers` threads (default: one per core; scikit-learn, xgboost and
     lightgbm release the GIL while they compute) and written in input order; at most
     `workers + 1` chunks are in flight, so memory stays bounded. `mode` (replace | append | upsert)
     is for SQL tables. A `.sql` source is a query template (`params`) run on `connection`.
+    With `monitoring` enabled and a model that carries a drift profile, the same threads count the
+    chunks' drift; once the output is complete the report is printed and logged, and a column past
+    its alert limit raises `DriftAlert` when `fail_on_drift` or `monitoring.fail_on_alert`.
     """
     import os
     from collections import deque
@@ -102,8 +118,12 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
     from mmp.io.writers import open_output
     from mmp.masking import scrub
 
+    from mmp.models.drift import DriftCounts
+
     workers = workers or os.cpu_count() or 1
     console = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+    profile = model.drift_profile if monitoring is not None and monitoring.enabled else None
+    drift = DriftCounts(profile) if profile is not None else None
     started = time.perf_counter()
     chunks = iter_tables(source, None, storage_options, chunk_rows, column_types(model), connection, params)
     columns = [TextColumn("[bold]predicting[/]"), TextColumn("{task.completed:,.0f} rows"),
@@ -116,15 +136,18 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
         pending: deque = deque()
 
         def write_oldest() -> None:
-            output.write(pending.popleft().result())
+            predicted, counts = pending.popleft().result()
+            output.write(predicted)
+            if counts is not None:
+                drift.merge(counts)
             elapsed = time.perf_counter() - started
             progress.update(task, completed=output.rows, rate=output.rows / elapsed if elapsed else 0.0)
 
         try:
-            for table in _read_errors_as_user_errors(chunks, source):
+            for table in read_errors_as_user_errors(chunks, source):
                 if output.rows == 0 and not pending:
                     check_columns(model, table.schema, source)
-                pending.append(pool.submit(predict_table, model, table))
+                pending.append(pool.submit(predict_and_count, model, table, profile))
                 if len(pending) > workers:
                     write_oldest()
             while pending:
@@ -137,10 +160,17 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
     result = BatchResult(output.rows, time.perf_counter() - started, output_uri)
     console.print(f"[green]✓[/] {result.rows:,} rows in {result.seconds:.2f} s "
                   f"({result.rows_per_second:,.0f} rows/s) -> {scrub(output_uri)}")
+    if monitoring is not None and monitoring.enabled:
+        from mmp.inference.drift_report import finish, unprofiled_reason
+
+        if drift is None:
+            console.print(unprofiled_reason(model), markup=False)
+        else:
+            result.drift = finish(model, drift, monitoring, source, experiment, console, fail_on_drift, output_uri)
     return result
 
 
-def _read_errors_as_user_errors(chunks: Any, source: str) -> Any:
+def read_errors_as_user_errors(chunks: Any, source: str) -> Any:
     """Parse errors in the input (a bad value in a typed column, a corrupt block) are bad input: exit 2."""
     import polars as pl
     import pyarrow as pa
@@ -152,9 +182,10 @@ def _read_errors_as_user_errors(chunks: Any, source: str) -> Any:
 
 
 def batch_command(request: Any, uri: str, data: str, output: str | None, chunk_rows: int | None,
-                  quiet: bool = False, params_json: str | None = None) -> str:
+                  quiet: bool = False, params_json: str | None = None, fail_on_drift: bool = False) -> str:
     """`mmp batch-inference`: compose the env, load the model at `uri`, predict `data` into the
-    env's (or the given) output; returns the output URI. `params_json`: a .sql input's parameters."""
+    env's (or the given) output; returns the output URI. `params_json`: a .sql input's parameters.
+    `fail_on_drift`: raise `DriftAlert` (exit 3) after writing when some column's drift alerts."""
     from mmp.config.env import compose_env
     from mmp.config.request import json_object
     from mmp.io import tracking
@@ -167,6 +198,9 @@ def batch_command(request: Any, uri: str, data: str, output: str | None, chunk_r
     env = compose_env(request, prog="mmp batch-inference")
     tracking.connect(env.mlflow.tracking_uri)
     model = logged.load(uri)
+    if env.monitoring.enabled and (env.batch.engine == "spark" or model.task == "timeseries") and not quiet:
+        print(f"drift: not computed for {'batch.engine=spark' if env.batch.engine == 'spark' else 'timeseries models'}"
+              " (only the local engine counts drift, on tabular models)", file=sys.stderr)
     if env.batch.engine == "spark":  # a Spark session reads, predicts (mlflow's spark_udf) and writes
         from mmp.inference.spark import run_spark_batch
 
@@ -186,5 +220,6 @@ def batch_command(request: Any, uri: str, data: str, output: str | None, chunk_r
         return output_uri
     run_batch(model, data, output_uri, output_format, env.source.storage_options,
               chunk_rows or env.output.chunk_rows, quiet=quiet, mode=env.output.mode,
-              connection=env.source.connection, params=params)
+              connection=env.source.connection, params=params, monitoring=env.monitoring,
+              fail_on_drift=fail_on_drift, experiment=env.mlflow.experiment)
     return output_uri

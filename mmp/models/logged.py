@@ -11,6 +11,7 @@ from mmp.errors import UserError
 
 RUN_ID_VAR = "MODEL_RUN_ID"
 MODEL_NAME = "model"  # the logged model's name inside a run: runs:/<run_id>/model
+DRIFT_ARTIFACT = "drift_profile"  # the drift profile's name among the pyfunc's artifacts
 
 
 def model_uri(run_id: str | None, uri: str | None) -> str:
@@ -45,6 +46,14 @@ class LoggedModel:
     def run_id(self) -> str | None:
         return self.pyfunc.metadata.run_id
 
+    @property
+    def drift_profile(self) -> dict[str, Any] | None:
+        """The training split's drift profile (mmp.models.drift) logged with the model; None for a
+        model logged without one (monitoring off, a timeseries or causal model, an older mmp)."""
+        if "_drift_profile" not in self.__dict__:
+            self.__dict__["_drift_profile"] = _read_profile(self.pyfunc) if self.info.get("drift_profile") else None
+        return self.__dict__["_drift_profile"]
+
     def predict(self, frame: Any) -> Any:
         """Prediction columns for a pandas frame: mmp's model directly, any other pyfunc through MLflow."""
         inner = getattr(_python_model(self.pyfunc), "model", None)
@@ -61,6 +70,18 @@ def _python_model(pyfunc: Any) -> Any:
         return pyfunc.unwrap_python_model()
     except Exception:  # not a python_model flavor: an sklearn/xgboost pyfunc logged elsewhere
         return None
+
+
+def _read_profile(pyfunc: Any) -> dict[str, Any] | None:
+    """The drift profile from the loaded model's local copy of its artifacts."""
+    import json
+
+    context = getattr(getattr(pyfunc, "_model_impl", None), "context", None)
+    path = (getattr(context, "artifacts", None) or {}).get(DRIFT_ARTIFACT)
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def load(uri: str) -> LoggedModel:

@@ -27,8 +27,9 @@ def build(env: EnvSpec, uri: str) -> str:
     model = bentoml.models.get(tag)
     requirements = (Path(model.path_of("mlflow_model")) / "requirements.txt").read_text().split()
     requirements += [f"bentoml=={bentoml.__version__}", "fastapi", "pyyaml"]
-    settings = env.serving.model_dump_json()
-    os.environ.update(MMP_MODEL_TAG=tag, MMP_SERVING=settings)  # the service module reads them on import
+    settings, monitoring = env.serving.model_dump_json(), env.monitoring.model_dump_json()
+    # the service module reads them on import
+    os.environ.update(MMP_MODEL_TAG=tag, MMP_SERVING=settings, MMP_MONITORING=monitoring)
     with tempfile.TemporaryDirectory() as context:
         shutil.copytree(Path(mmp.__file__).parent, Path(context) / "mmp",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -38,6 +39,7 @@ def build(env: EnvSpec, uri: str) -> str:
             description=f"mmp model {details.get('model_uri')} (recipe {details.get('recipe')})",
             python={"packages": requirements}, models=[tag],
             envs=[BentoEnvSchema(name="MMP_MODEL_TAG", value=tag), BentoEnvSchema(name="MMP_SERVING", value=settings),
+                  BentoEnvSchema(name="MMP_MONITORING", value=monitoring),
                   BentoEnvSchema(name="BENTOML_DO_NOT_TRACK", value="true")],
         )
     say(3, 3, f"Bento {bento.tag} built (serve: MMP_MODEL_TAG={tag} bentoml serve {bento.tag}; "

@@ -18,7 +18,8 @@ log = logging.getLogger("mmp.serve")
 
 # Probes and scrapes stay open when auth is on.
 OPEN_PATHS = frozenset({"/health", "/ready", "/livez", "/readyz", "/healthz", "/metrics"})
-KNOWN_ROUTES = frozenset({"/predict", "/predict/batch", "/model/info", "/model/schema", "/docs", "/openapi.json"}) | OPEN_PATHS
+KNOWN_ROUTES = frozenset({"/predict", "/predict/batch", "/model/info", "/model/schema", "/model/drift", "/docs",
+                          "/openapi.json"}) | OPEN_PATHS
 
 
 class RequestMiddleware:

@@ -6,6 +6,9 @@
     POST /predict/batch   {"samples": [...]} -> {"predictions", "model_uri", "sample_count"}
     GET  /model/info      run id, recipe, params, metrics
     GET  /model/schema    input columns and types, output columns
+    GET  /model/drift     this worker's drift over its last `monitoring.window_rows` rows: PSI, status and
+                          missing rate per feature and prediction column, the thresholds, the worst status;
+                          404 `no_drift_profile` (a model without one) or `monitoring_disabled`
 
 Bad input gets a 4xx JSON error naming the field; it never reaches the model.
 """
@@ -43,6 +46,9 @@ class ServingState:
     loaded: threading.Event = field(default_factory=threading.Event)
     batcher: Any = None
     drain: Any = None  # the worker's Drain: once started, /ready says so
+    monitoring: dict[str, Any] = field(default_factory=dict)  # the env's `monitoring:` section
+    drift: Any = None  # mmp.serving.drift.DriftMonitor, built by drift_monitor(model_dir, monitoring)
+    follow: dict[str, Any] | None = None  # following models:/NAME@ALIAS: version, last_check, error (mmp.serving.follow)
 
     @property
     def ready(self) -> bool:
@@ -75,6 +81,9 @@ class ServingState:
             self.model = model
             if warm_up:
                 predict(warm_up)  # first call pays lazy imports
+            from mmp.serving.drift import drift_monitor
+
+            self.drift = drift_monitor(self.model_dir, self.monitoring)  # after the warm-up: it is not traffic
             # Everything loaded so far (libraries, the model) lives as long as the worker: keep it out
             # of the garbage collector's full passes, which otherwise stall requests for 100+ ms.
             gc.collect()
@@ -85,14 +94,58 @@ class ServingState:
         finally:
             self.loaded.set()
 
+    def swap(self, model_dir: str, info: dict[str, Any], schema: RowSchema) -> None:
+        """Serve the model in `model_dir` instead: load and warm it up beside the current one, switch
+        between two batches of the model thread (in-flight requests finish on the old model, later
+        ones get the new), then free the old. Raises, keeping the current model, if the new one fails."""
+        import dataclasses
+
+        from mmp.models.tabular import load_from_mlflow_dir
+
+        model = load_from_mlflow_dir(model_dir)
+        if model is None:  # some other pyfunc: serve it through MLflow
+            import mlflow
+
+            model = _PyfuncAdapter(mlflow.pyfunc.load_model(model_dir))
+        candidate = dataclasses.replace(self, model_dir=model_dir, info=info, schema=schema, model=model, drift=None)
+        predict = candidate._predict_rows
+        if info.get("task") == "timeseries":
+            from mmp.serving.forecast_routes import forecast_meta, forecast_responses, warm_up_request
+
+            predict = functools.partial(forecast_responses, model, forecast_meta(model_dir))
+            warm_up = warm_up_request(model, forecast_meta(model_dir))
+            if warm_up:
+                predict(warm_up)
+        else:
+            candidate._predict_rows([{c: None for c in schema.features}])  # a model that cannot predict stays out
+        from mmp.serving.drift import drift_monitor
+
+        drift = drift_monitor(model_dir, self.monitoring)
+        old = self.model
+
+        def switch() -> None:  # on the model thread, between two batches
+            self.model_dir, self.info, self.schema, self.model, self.drift = model_dir, info, schema, model, drift
+            if info.get("task") == "timeseries":
+                self.batcher.predict = predict
+
+        self.batcher.executor.submit(switch).result()
+        del old, candidate
+        gc.unfreeze()  # the old model was frozen with everything else at load: let a full pass free it
+        gc.collect()
+        gc.freeze()
+
     def _predict_rows(self, rows: list[dict]) -> list[dict]:
         import pandas as pd
 
         frame = pd.DataFrame.from_records(rows, columns=self.schema.features)
         if hasattr(self.model, "predict_columns"):
-            return shape_rows(self.model.predict_columns(frame))
-        out = self.model.predict_frame(frame)  # a model logged by an mmp without predict_columns
-        return shape_rows({c: out[c].to_numpy() for c in out.columns})
+            columns = self.model.predict_columns(frame)
+        else:
+            out = self.model.predict_frame(frame)  # a model logged by an mmp without predict_columns
+            columns = {c: out[c].to_numpy() for c in out.columns}
+        if self.drift is not None:  # counted here, in the model thread, never on the event loop
+            self.drift.record(frame, columns)
+        return shape_rows(columns)
 
 
 class _PyfuncAdapter:
@@ -180,6 +233,7 @@ class ErrorBody(BaseModel):
 ERROR_STATUSES = {
     400: "the body is not JSON, is empty, nests too deep or holds too long a number",
     401: "no or a wrong bearer token",
+    404: "nothing to report: the model has no drift profile, or monitoring is disabled",
     413: "the body or the batch is larger than the limit",
     422: "the JSON does not fit the model: a field missing, of the wrong type or out of range",
     503: "the model is not loaded (yet), or the worker is shutting down",
@@ -217,12 +271,30 @@ def create_app(state: ServingState):
             return error(503, "shutting_down", "this worker is finishing its last requests; send new ones elsewhere")
         if not state.ready:
             return not_ready()
-        return {"status": "ready", "model_uri": state.model_uri, "model_name": state.info.get("name")}
+        body = {"status": "ready", "model_uri": state.model_uri, "model_name": state.info.get("name")}
+        if state.follow is not None:  # following an alias: the version served, the last check, why not swapped
+            body["follow"] = state.follow
+        return body
 
     @app.get("/model/info", summary="run id, recipe, params and metrics of the served model",
              responses=documented(*guarded))
     async def model_info() -> dict:
         return state.info
+
+    @app.get("/model/drift", summary="drift of this worker's recent requests against the training data",
+             description="PSI, status and missing rate per feature and prediction column over the worker's last "
+             "monitoring.window_rows rows, the thresholds, and the worst status (mmp.serving.drift)",
+             responses=documented(*guarded, 404, 503))
+    async def model_drift() -> Any:
+        if not state.ready:
+            return not_ready()
+        if state.drift is None:
+            if (state.monitoring or {}).get("enabled", True) is False:
+                return error(404, "monitoring_disabled",
+                             "drift is not measured: monitoring.enabled is false in the env")
+            return error(404, "no_drift_profile", "this model was logged without a drift profile "
+                         f"(a forecast, a causal model, or trained before mmp logged one): {state.model_uri}")
+        return state.drift.report()
 
     if state.info.get("task") == "timeseries":  # one series per request, its history optional
         from mmp.serving.forecast_routes import add_forecast_routes

@@ -42,7 +42,22 @@ def resolve(uri: str) -> dict[str, Any]:
         details.update(params=run.data.params, metrics=run.data.metrics,
                        recipe=run.data.tags.get("mmp.recipe", details["recipe"]), env=run.data.tags.get("mmp.env"),
                        training_environment=run.data.tags.get("mmp.environment"))
+    details.update(registered_version(uri))
     return details
+
+
+def registered_version(uri: str) -> dict[str, Any]:
+    """For `models:/NAME@ALIAS` and `models:/NAME/VERSION`: the registered model's name, the version
+    the URI points at now, and the alias; {} for any other URI."""
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))/?", uri)
+    if not match:
+        return {}
+    import mlflow
+
+    name, alias, version = match.groups()
+    if alias:
+        version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+    return {"registered_model": name, "model_version": str(version), "alias": alias}
 
 
 def bento_tag(details: dict[str, Any]) -> str:
@@ -163,7 +178,13 @@ def serve(env: EnvSpec, uri: str, host: str | None, port: int | None, workers: i
     say(3, total, f"starting BentoML service {SERVICE} with {settings.workers} worker(s)")
     print(listening_lines(settings), file=sys.stderr, flush=True)
     environment = {**os.environ, "MMP_MODEL_TAG": tag, "MMP_SERVING": settings.model_dump_json(),
+                   "MMP_MONITORING": env.monitoring.model_dump_json(),
                    "MMP_ENVIRONMENT_NAME": env.environment.name or "", "BENTOML_DO_NOT_TRACK": "true"}
+    environment["MMP_MODEL_INFO"] = json.dumps(details, default=str)  # the version an alias resolved to now
+    if settings.follow_alias_s and details.get("alias"):  # the workers re-resolve the alias on this store
+        import mlflow
+
+        environment["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
     argv = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", settings.host, "--port", str(settings.port),
             "--timeout-graceful-shutdown", str(max(1, int(settings.grace_period_s)))]
     sys.stdout.flush()

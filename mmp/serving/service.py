@@ -1,7 +1,8 @@
 """mmp's BentoML service: one model per worker, loaded once, in the background, so that /health
 answers at once and /ready turns 200 when the model is in memory. `mmp serve-api` imports the
 run's MLflow model into the BentoML model store and starts `bentoml serve mmp.serving.service:MmpService`
-with MMP_MODEL_TAG and MMP_SERVING (the env config's `serving:` section as JSON) set.
+with MMP_MODEL_TAG, MMP_SERVING (the env config's `serving:` section as JSON) and MMP_MONITORING (its
+`monitoring:` section: drift, mmp.serving.drift) set.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mmp.serving.request_schema import RowSchema
 
 SETTINGS = json.loads(os.environ.get("MMP_SERVING") or "{}")
 MODEL_TAG = os.environ.get("MMP_MODEL_TAG", "")
+MONITORING = json.loads(os.environ.get("MMP_MONITORING") or "{}")  # the env's `monitoring:` (drift)
 
 
 def _state() -> ServingState:
@@ -30,11 +32,12 @@ def _state() -> ServingState:
     with open(os.path.join(model_dir, "MLmodel"), encoding="utf-8") as f:
         mlmodel = yaml.safe_load(f)
     meta = (mlmodel.get("metadata") or {}).get("mmp") or {}
-    info = json.loads(model.info.metadata.get("mmp_info", "{}"))
+    # What `mmp serve-api` resolved just now (a models:/ alias's version), else what was stored at import.
+    info = json.loads(os.environ.get("MMP_MODEL_INFO") or model.info.metadata.get("mmp_info", "{}"))
     info["environment"] = os.environ.get("MMP_ENVIRONMENT_NAME") or None  # where this service runs
     features = meta.get("features") or [c["name"] for c in json.loads(mlmodel["signature"]["inputs"])]
     return ServingState(model_dir=model_dir, info=info, settings=SETTINGS,
-                        schema=RowSchema(features, meta.get("numeric") or []), drain=Drain())
+                        schema=RowSchema(features, meta.get("numeric") or []), drain=Drain(), monitoring=MONITORING)
 
 
 STATE = _state()
@@ -65,6 +68,9 @@ class MmpService:
         # SIGTERM handler: the drain goes in front of it (mmp.serving.drain says why).
         STATE.drain.install()
         threading.Thread(target=STATE.load, name="mmp-model-load", daemon=True).start()
+        from mmp.serving.follow import start_follower
+
+        start_follower(STATE, float(SETTINGS.get("follow_alias_s") or 0))  # models:/NAME@ALIAS: swap to new versions
 
     def __is_ready__(self) -> bool:
         return STATE.ready

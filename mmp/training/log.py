@@ -1,7 +1,8 @@
 """The last stage of training: log params, metrics, the resolved config, plots and the model to MLflow.
 
-The model is logged as a standard MLflow pyfunc whose only artifact is the pickled
-`TabularModel`, with mmp's own code pickled into it by value, so loading it needs no mmp install.
+The model is logged as a standard MLflow pyfunc whose artifact is the pickled `TabularModel`, with
+mmp's own code pickled into it by value, so loading it needs no mmp install; beside it, with
+monitoring on, the training split's drift profile (`artifacts/drift_profile.json`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 from mmp import __version__
 from mmp.config.spec import RECIPE_KEYS, RunSpec
-from mmp.models.logged import MODEL_NAME
+from mmp.models.drift import PROFILE_FILE
+from mmp.models.logged import DRIFT_ARTIFACT, MODEL_NAME
 from mmp.training.pipeline import TrainState
 
 CONFIG_ARTIFACT = "mmp/config.yaml"
@@ -86,18 +88,22 @@ def _flatten(node: Any, prefix: str = ""):
 def log_model(state: TrainState) -> None:
     """Log the fitted pipeline as the run's pyfunc model, with signature, input example and pins."""
     from mmp.models import tabular
+    from mmp.training.drift_profile import reference_profile
 
     spec = state.pipeline.spec
     model = tabular.TabularModel(state.model, spec.task, state.features, state.numeric, state.classes)
     log_pyfunc(state, model, state.inputs["train"].head(5), estimators(state.model), {
         "classes": state.classes, "quantiles": sorted(spec.quantiles) if spec.quantiles else None,
-        "calibration": spec.calibration.method if spec.calibration else None})
+        "calibration": spec.calibration.method if spec.calibration else None}, reference_profile(state))
 
 
-def log_pyfunc(state: TrainState, model: Any, example: Any, parts: list, metadata: dict[str, Any]) -> None:
-    """Log `model` (an object with `predict_frame(frame) -> frame`, pickled as the pyfunc's only
-    artifact) as the run's model: signature and input example from `example`, pins for `parts` (the
-    fitted estimators inside it), mmp's metadata (task, features, entity columns, ...) plus `metadata`."""
+def log_pyfunc(state: TrainState, model: Any, example: Any, parts: list, metadata: dict[str, Any],
+               drift_profile: dict[str, Any] | None = None) -> None:
+    """Log `model` (an object with `predict_frame(frame) -> frame`, pickled as the pyfunc's artifact)
+    as the run's model: signature and input example from `example`, pins for `parts` (the fitted
+    estimators inside it), mmp's metadata (task, features, entity columns, ...) plus `metadata`, and
+    `drift_profile` (if any) as `artifacts/drift_profile.json`, named in the metadata."""
+    import json
     import tempfile
 
     import cloudpickle
@@ -119,10 +125,16 @@ def log_pyfunc(state: TrainState, model: Any, example: Any, parts: list, metadat
             artifact = f"{tmp}/model.pkl"
             with open(artifact, "wb") as f:
                 cloudpickle.dump(model, f)
+            artifacts = {tabular.MODEL_ARTIFACT: artifact}
+            if drift_profile is not None:
+                artifacts[DRIFT_ARTIFACT] = f"{tmp}/{PROFILE_FILE}"
+                with open(artifacts[DRIFT_ARTIFACT], "w") as f:
+                    json.dump(drift_profile, f)
+                metadata = {**metadata, "drift_profile": f"artifacts/{PROFILE_FILE}"}
             mlflow.pyfunc.log_model(
                 name=MODEL_NAME,
                 python_model=mlflow_model.MlflowModel(),
-                artifacts={tabular.MODEL_ARTIFACT: artifact},
+                artifacts=artifacts,
                 signature=signature,
                 input_example=example,
                 pip_requirements=pip_requirements(parts),

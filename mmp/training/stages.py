@@ -310,6 +310,8 @@ def run_tags(state: TrainState) -> dict[str, str]:
     }
     if spec.environment.name:
         tags["mmp.environment"] = spec.environment.name
+    if state.parts.get("test") is not None:  # `mmp promote`'s gate compares runs tested on the same rows
+        tags["mmp.test_fingerprint"] = fingerprint(state.parts["test"])
     if pipeline.preset:
         tags["mmp.model_preset"] = str(pipeline.preset)
     commit = _git_commit()
