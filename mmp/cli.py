@@ -12,7 +12,7 @@ from typing import Callable
 
 from mmp import __version__
 
-EXIT_OK, EXIT_FAILURE, EXIT_USER_ERROR = 0, 1, 2
+EXIT_OK, EXIT_USER_ERROR = 0, 2  # as mmp.errors says; this shell imports no mmp module at start
 
 EPILOG = """\
 Overrides follow the flags, in Hydra's grammar: key=value, +key=value, ++key=value, ~key,
@@ -150,8 +150,10 @@ def run(argv: list[str]) -> int:
     unknown = [w for w in extra if w.startswith("-") and w.split("=", 1)[0] not in _HYDRA_FLAGS]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    _configure_logging(args.verbose)
-    from mmp.errors import Terminated
+    from mmp.errors import Terminated, report
+    from mmp.masking import configure_logging
+
+    configure_logging(args.verbose)
 
     try:
         return args.handler(args, extra + hydra_args) or EXIT_OK
@@ -166,80 +168,13 @@ def run(argv: list[str]) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except Exception as exc:  # report, never dump a traceback unless asked
-        return _report(exc, args.verbose)
+        return report(exc, args.verbose)
 
 
 # Hydra flags mmp passes on (the rest of Hydra's flags are taken by mmp's own, e.g. -c, -p, -r).
 _HYDRA_FLAGS = {"--cfg", "--resolve", "--package", "--info", "-i", "--config-dir", "--config-name",
                 "--config-path", "-m", "--multirun", "--hydra-help", "--shell-completion", "-sc",
                 "--experimental-rerun"}
-
-
-def _configure_logging(verbose: bool) -> None:
-    """mmp's own log lines go to stderr; other libraries keep their own logging setup."""
-    import logging
-
-    logger = logging.getLogger("mmp")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(_ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    # MLflow narrates every store migration and model validation: only its errors, unless asked.
-    import os
-
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if verbose else "ERROR")
-    # ... and draws a progress bar (tqdm, which Optuna installs) for every model it logs or loads.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
-
-
-class _ScrubbingFormatter:
-    """A log formatter that never lets a known secret or a URL password through."""
-
-    def __init__(self, fmt: str):
-        import logging
-
-        self.inner = logging.Formatter(fmt)
-
-    def format(self, record) -> str:
-        from mmp.masking import scrub
-
-        return scrub(self.inner.format(record))
-
-
-def is_user_error(exc: BaseException) -> bool:
-    """Bad input (exit 2) rather than a failure of mmp or of a service (exit 1)."""
-    from mmp.errors import UserError
-
-    if isinstance(exc, UserError):
-        return True
-    omegaconf = sys.modules.get("omegaconf.errors")
-    hydra = sys.modules.get("hydra.errors")
-    yaml = sys.modules.get("yaml")
-    return bool((omegaconf and isinstance(exc, omegaconf.OmegaConfBaseException))
-                or (hydra and isinstance(exc, hydra.HydraException))
-                or (yaml and isinstance(exc, yaml.YAMLError)))
-
-
-def _report(exc: BaseException, verbose: bool) -> int:
-    import traceback
-
-    from mmp.masking import scrub
-
-    if hasattr(exc, "exit_code") and hasattr(exc, "stdout"):  # a result failing on purpose (drift alert: 3)
-        print(scrub(exc.stdout))
-        print(f"mmp: {scrub(str(exc))}", file=sys.stderr)
-        return exc.exit_code
-    if verbose:
-        print(scrub("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
-    if is_user_error(exc):
-        print(f"mmp: error: {scrub(str(exc))}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    print(f"mmp: failed: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr)
-    if not verbose:
-        print("(run with --verbose for the traceback)", file=sys.stderr)
-    return EXIT_FAILURE
 
 
 def _request(args: argparse.Namespace, words: list[str], with_recipe: bool = True):

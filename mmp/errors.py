@@ -72,3 +72,53 @@ def allowed_text(choices: Iterable[str], given: str | None = None, limit: int = 
     shown = ", ".join(choices[:limit]) + (f", ... ({len(choices) - limit} more)" if len(choices) > limit else "")
     text = f"allowed: {shown}" if choices else ""
     return f"did you mean '{hint}'? {text}".strip() if hint else text
+
+
+EXIT_OK, EXIT_FAILURE, EXIT_USER_ERROR = 0, 1, 2
+
+
+class ResultError(Exception):
+    """The command did its work and still fails on purpose (a drift alert): `mmp` prints `stdout`
+    (what it produced), the message, and exits `exit_code`."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, stdout: str = ""):
+        super().__init__(message)
+        self.stdout = stdout
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Bad input (exit 2) rather than a failure of mmp or of a service (exit 1)."""
+    import sys
+
+    if isinstance(exc, UserError):
+        return True
+    omegaconf = sys.modules.get("omegaconf.errors")
+    hydra = sys.modules.get("hydra.errors")
+    yaml = sys.modules.get("yaml")
+    return bool((omegaconf and isinstance(exc, omegaconf.OmegaConfBaseException))
+                or (hydra and isinstance(exc, hydra.HydraException))
+                or (yaml and isinstance(exc, yaml.YAMLError)))
+
+
+def report(exc: BaseException, verbose: bool) -> int:
+    """Tell the user what went wrong, in one scrubbed line (the traceback only when `verbose`); the exit code."""
+    import sys
+    import traceback
+
+    from mmp.masking import scrub
+
+    if isinstance(exc, ResultError):
+        print(scrub(exc.stdout))
+        print(f"mmp: {scrub(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    if verbose:
+        print(scrub("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
+    if is_user_error(exc):
+        print(f"mmp: error: {scrub(str(exc))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(f"mmp: failed: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr)
+    if not verbose:
+        print("(run with --verbose for the traceback)", file=sys.stderr)
+    return EXIT_FAILURE

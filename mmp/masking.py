@@ -126,3 +126,32 @@ def url_secrets(uri: str) -> list[str]:
     """The password and credential query values inside a URL, to remember them as secrets."""
     found = [m["pw"] for m in _URL_PASSWORD.finditer(uri)]
     return found + [m["value"] for m in _QUERY_SECRET.finditer(uri)]
+
+
+def configure_logging(verbose: bool) -> None:
+    """mmp's own log lines go to stderr, secrets scrubbed; other libraries keep their own logging setup."""
+    import logging
+
+    logger = logging.getLogger("mmp")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # MLflow narrates every store migration and model validation: only its errors, unless asked.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if verbose else "ERROR")
+    # ... and draws a progress bar (tqdm, which Optuna installs) for every model it logs or loads.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+class ScrubbingFormatter:
+    """A log formatter that never lets a known secret or a URL password through."""
+
+    def __init__(self, fmt: str):
+        import logging
+
+        self.inner = logging.Formatter(fmt)
+
+    def format(self, record: Any) -> str:
+        return scrub(self.inner.format(record))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from mmp.errors import ResultError
 from mmp.models.drift import NO_DATA, DriftCounts
 from mmp.models.logged import LoggedModel
 
@@ -21,15 +22,14 @@ REPORT_DIR = "drift"
 UNPROFILED_TASKS = ("timeseries", "causal")
 
 
-class DriftAlert(Exception):
+class DriftAlert(ResultError):
     """Some column's PSI reached its alert limit and the user asked to fail on it: `mmp` prints
     `stdout` (the output URI, or the status), the message, and exits 3. Raised after the output is written."""
 
     exit_code = EXIT_DRIFT
 
     def __init__(self, message: str, stdout: str = "alert"):
-        super().__init__(f"drift: {message}")
-        self.stdout = stdout
+        super().__init__(f"drift: {message}", stdout)
 
 
 def thresholds(monitoring: Any) -> dict[str, Any]:

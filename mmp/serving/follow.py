@@ -16,10 +16,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from mmp.serving.request_schema import RowSchema
-from mmp.serving.routes import ServingState
+from mmp.serving.state import ServingState
 
 log = logging.getLogger("mmp.serve")
 

@@ -16,10 +16,7 @@ Bad input gets a 4xx JSON error naming the field; it never reaches the model.
 from __future__ import annotations
 
 import functools
-import gc
 import logging
-import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,163 +25,10 @@ from starlette.responses import JSONResponse
 
 from mmp.serving import request_body
 from mmp.serving.middleware import internal_error
-from mmp.serving.request_schema import FieldError, RowSchema
+from mmp.serving.request_schema import FieldError
+from mmp.serving.state import ServingState
 
 log = logging.getLogger("mmp.serve")
-
-
-@dataclass
-class ServingState:
-    """One worker's model: what it is (known at start) and whether it is loaded yet."""
-
-    model_dir: str
-    info: dict[str, Any]
-    settings: dict[str, Any]
-    schema: RowSchema
-    model: Any = None
-    error: str | None = None
-    loaded: threading.Event = field(default_factory=threading.Event)
-    batcher: Any = None
-    drain: Any = None  # the worker's Drain: once started, /ready says so
-    monitoring: dict[str, Any] = field(default_factory=dict)  # the env's `monitoring:` section
-    drift: Any = None  # mmp.serving.drift.DriftMonitor, built by drift_monitor(model_dir, monitoring)
-    follow: dict[str, Any] | None = None  # following models:/NAME@ALIAS: version, last_check, error (mmp.serving.follow)
-
-    @property
-    def ready(self) -> bool:
-        return self.loaded.is_set() and self.model is not None
-
-    @property
-    def model_uri(self) -> str:
-        return self.info.get("model_uri", "")
-
-    def load(self) -> None:
-        """Unpickle the model (without MLflow when it is mmp's) and warm it up; sets `ready`."""
-        from mmp.serving.batching import Batcher
-        from mmp.models.tabular import load_from_mlflow_dir
-
-        try:
-            model = load_from_mlflow_dir(self.model_dir)
-            if model is None:  # some other pyfunc: serve it through MLflow
-                import mlflow
-
-                model = _PyfuncAdapter(mlflow.pyfunc.load_model(self.model_dir))
-            batching = self.settings.get("batching", {})
-            predict, warm_up = self._predict_rows, [{c: None for c in self.schema.features}]
-            if self.info.get("task") == "timeseries":  # one series per request (mmp.serving.forecast_routes)
-                from mmp.serving.forecast_routes import forecast_meta, forecast_responses, warm_up_request
-
-                predict = functools.partial(forecast_responses, model, forecast_meta(self.model_dir))
-                warm_up = warm_up_request(model, forecast_meta(self.model_dir))
-            self.batcher = Batcher(predict, batching.get("max_batch_size", 64),
-                                   batching.get("max_wait_ms", 0), batching.get("enabled", True))
-            self.model = model
-            if warm_up:
-                predict(warm_up)  # first call pays lazy imports
-            from mmp.serving.drift import drift_monitor
-
-            self.drift = drift_monitor(self.model_dir, self.monitoring)  # after the warm-up: it is not traffic
-            # Everything loaded so far (libraries, the model) lives as long as the worker: keep it out
-            # of the garbage collector's full passes, which otherwise stall requests for 100+ ms.
-            gc.collect()
-            gc.freeze()
-        except Exception as exc:  # stay alive, stay unready, say why on /ready
-            log.exception("model failed to load")
-            self.model, self.error = None, f"{type(exc).__name__}: {exc}"
-        finally:
-            self.loaded.set()
-
-    def swap(self, model_dir: str, info: dict[str, Any], schema: RowSchema) -> None:
-        """Serve the model in `model_dir` instead: load and warm it up beside the current one, switch
-        between two batches of the model thread (in-flight requests finish on the old model, later
-        ones get the new), then free the old. Raises, keeping the current model, if the new one fails."""
-        import dataclasses
-
-        from mmp.models.tabular import load_from_mlflow_dir
-
-        model = load_from_mlflow_dir(model_dir)
-        if model is None:  # some other pyfunc: serve it through MLflow
-            import mlflow
-
-            model = _PyfuncAdapter(mlflow.pyfunc.load_model(model_dir))
-        candidate = dataclasses.replace(self, model_dir=model_dir, info=info, schema=schema, model=model, drift=None)
-        predict = candidate._predict_rows
-        if info.get("task") == "timeseries":
-            from mmp.serving.forecast_routes import forecast_meta, forecast_responses, warm_up_request
-
-            predict = functools.partial(forecast_responses, model, forecast_meta(model_dir))
-            warm_up = warm_up_request(model, forecast_meta(model_dir))
-            if warm_up:
-                predict(warm_up)
-        else:
-            candidate._predict_rows([{c: None for c in schema.features}])  # a model that cannot predict stays out
-        from mmp.serving.drift import drift_monitor
-
-        drift = drift_monitor(model_dir, self.monitoring)
-        old = self.model
-
-        def switch() -> None:  # on the model thread, between two batches
-            self.model_dir, self.info, self.schema, self.model, self.drift = model_dir, info, schema, model, drift
-            if info.get("task") == "timeseries":
-                self.batcher.predict = predict
-
-        self.batcher.executor.submit(switch).result()
-        del old, candidate
-        gc.unfreeze()  # the old model was frozen with everything else at load: let a full pass free it
-        gc.collect()
-        gc.freeze()
-
-    def _predict_rows(self, rows: list[dict]) -> list[dict]:
-        import pandas as pd
-
-        frame = pd.DataFrame.from_records(rows, columns=self.schema.features)
-        if hasattr(self.model, "predict_columns"):
-            columns = self.model.predict_columns(frame)
-        else:
-            out = self.model.predict_frame(frame)  # a model logged by an mmp without predict_columns
-            columns = {c: out[c].to_numpy() for c in out.columns}
-        if self.drift is not None:  # counted here, in the model thread, never on the event loop
-            self.drift.record(frame, columns)
-        return shape_rows(columns)
-
-
-class _PyfuncAdapter:
-    """A non-mmp MLflow pyfunc behind the same predict_frame contract."""
-
-    def __init__(self, pyfunc: Any):
-        self.pyfunc = pyfunc
-
-    def predict_columns(self, frame: Any) -> dict[str, Any]:
-        import pandas as pd
-
-        out = self.pyfunc.predict(frame)
-        out = out if isinstance(out, pd.DataFrame) else pd.DataFrame({"prediction": list(out)})
-        return {c: out[c].to_numpy() for c in out.columns}
-
-
-def shape_rows(out: dict[str, Any]) -> list[dict]:
-    """Prediction columns -> one JSON-ready dict per row: prediction, probability (binary: positive
-    class; multi-class: the predicted class's) and, for multi-class, every class's probability; any
-    other column (a quantile's `prediction_q05`, ...) as it is."""
-    columns = {c: values.tolist() for c, values in out.items()}
-    predictions = columns.pop("prediction")
-    binary = columns.pop("probability", None)
-    classes = [c[len("probability_"):] for c in columns if c.startswith("probability_")]
-    extra = [c for c in columns if not c.startswith("probability_")]
-    rows = []
-    for i, prediction in enumerate(predictions):
-        row: dict[str, Any] = {"prediction": prediction}
-        if binary is not None:
-            row["probability"] = binary[i]
-        elif classes:
-            probabilities = {c: columns[f"probability_{c}"][i] for c in classes}
-            row["probability"] = probabilities.get(str(prediction), max(probabilities.values()))
-            row["probabilities"] = probabilities
-        else:
-            row["probability"] = None
-        row.update({c: columns[c][i] for c in extra})
-        rows.append(row)
-    return rows
 
 
 def with_entities(state: ServingState, rows: list[dict], results: list[dict]) -> list[dict]:

@@ -15,7 +15,8 @@ import threading
 import bentoml
 
 from mmp.serving.drain import Drain
-from mmp.serving.routes import ServingState, create_app
+from mmp.serving.routes import create_app
+from mmp.serving.state import ServingState
 from mmp.serving.middleware import RequestMiddleware, RequestMetrics
 from mmp.serving.request_schema import RowSchema
 

@@ -62,7 +62,8 @@ def test_several_arms_serve_each_effect_and_the_best_arm_as_batch_inference_does
 
     from mmp.io.tracking import mlflow_uri
     from mmp.models.tabular import load_from_mlflow_dir
-    from mmp.serving.routes import _extra_outputs, shape_rows
+    from mmp.serving.routes import _extra_outputs
+    from mmp.serving.state import shape_rows
     from tests.training.test_causal_arms import OUTPUTS as ARM_OUTPUTS
     from tests.training.test_causal_arms import arms_batch, trained_arms
 

@@ -174,7 +174,8 @@ def test_a_model_without_a_drift_profile_is_served_unchanged_and_drift_is_404(wo
 
     from mmp.io.tracking import mlflow_uri
     from mmp.serving.request_schema import RowSchema
-    from mmp.serving.routes import ServingState, create_app
+    from mmp.serving.routes import create_app
+    from mmp.serving.state import ServingState
 
     mlflow.set_tracking_uri(mlflow_uri(str(workspace / "mlruns")))
     model_dir = tmp_path / "model"
