@@ -228,7 +228,7 @@ HYDRA_ERRORS = {
         "to add it, write '+model.params.Cc=2'", "(from override 'model.params.Cc=2')"]),
     "change a root key that is not there": (["recipe=model", "nosuch.key=1"], {}, [
         "nosuch.key: there is no key 'nosuch' to change",  # Hydra's own settings (hydra.*) are not offered
-        "allowed: batch, calibration, data, description, environment, evaluate, forecast, mlflow, model, name, output, preprocess, quantiles, serving, source, task, tune;",
+        "allowed: batch, calibration, data, description, environment, evaluate, forecast, mlflow, model, monitoring, name, output, preprocess, quantiles, registry, serving, source, task, tune;",
         "(from override 'nosuch.key=1')"]),
     "delete a key that is not there": (["recipe=model", "~model.params.tol"], {}, [
         "model.params.tol: there is no such key to delete", "allowed: C, max_iter", "(from override '~model.params.tol')"]),
