@@ -17,7 +17,6 @@ import math
 from typing import Any
 
 from fastapi import Request
-from starlette.responses import JSONResponse
 
 from mmp.serving.request_schema import FieldError, kind_of
 
@@ -140,7 +139,7 @@ def warm_up_request(model: Any, meta: dict[str, Any]) -> list[dict]:
 
 def add_forecast_routes(app: Any, state: Any, max_bytes: int, max_rows: int, guarded: tuple, not_ready: Any) -> None:
     """/predict, /predict/batch and /model/schema of a forecaster, on `app` (`guarded`: (401,) with auth)."""
-    from mmp.serving.routes import documented, error, predict_or_explain, read_json
+    from mmp.serving.routes import answer, documented, error, predict_or_explain, read_json
 
     meta = forecast_meta(state.model_dir)
 
@@ -160,7 +159,7 @@ def add_forecast_routes(app: Any, state: Any, max_bytes: int, max_rows: int, gua
         results, problem = await predict_or_explain(state, [body])
         if problem is not None:
             return problem
-        return JSONResponse({**results[0], "model_uri": state.model_uri})
+        return answer({**results[0], "model_uri": state.model_uri})
 
     @app.post("/predict/batch", summary="forecast many series", responses=documented(400, *guarded, 413, 422, 503))
     async def predict_batch(request: Request) -> Any:
@@ -183,7 +182,7 @@ def add_forecast_routes(app: Any, state: Any, max_bytes: int, max_rows: int, gua
         results, problem = await predict_or_explain(state, samples)
         if problem is not None:
             return problem
-        return JSONResponse({"predictions": results, "model_uri": state.model_uri, "sample_count": len(results)})
+        return answer({"predictions": results, "model_uri": state.model_uri, "sample_count": len(results)})
 
     @app.get("/model/schema", summary="series ids, time column, target, horizon, frequency, outputs",
              responses=documented(*guarded))

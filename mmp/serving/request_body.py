@@ -8,12 +8,18 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 # Rows are flat objects inside {"samples": [...]}, three levels; extra fields may nest a little.
 MAX_DEPTH = 32
 # A feature holds at most float32's 39 digits; longer literals are refused before int() parses them.
 MAX_INT_DIGITS = 1000
 
 _LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_INT_DIGITS + 1))
+# orjson reads an integer past 64 bits as a float; the json module keeps it exact, for the range check.
+# A body with a run of 20 digits goes to the json module (bytes.translate + `in`: a regex costs 10x).
+_DIGIT_MARKS = bytes(ord("0") if chr(b).isdigit() and b < 128 else ord("x") for b in range(256))
+_WIDE_INT = b"0" * 20
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 _CHUNK = 1 << 20
 
@@ -34,6 +40,11 @@ def parse(body: bytes) -> Any:
     if opened > MAX_DEPTH and nesting_depth(body, MAX_DEPTH) > MAX_DEPTH:  # a single record skips the scan
         raise BodyError("too_deep", f"the JSON nests deeper than {MAX_DEPTH} levels; a record is a flat "
                                     "object of column values")
+    if _WIDE_INT not in body.translate(_DIGIT_MARKS):
+        try:
+            return orjson.loads(body)  # ~15x the json module on a batch of records
+        except orjson.JSONDecodeError:
+            pass  # the json module says what is wrong in its own words, and reads NaN and Infinity as before
     # Checking each integer in Python triples the parse of an integer-heavy batch: only a body that
     # holds a long run of digits (in a number or in a string) pays for it.
     bounded = _bounded_int if _LONG_DIGITS.search(body) else None
