@@ -157,6 +157,7 @@ def _open_embedded_store(database: Path) -> None:
 
     import mlflow
 
+    database.parent.mkdir(parents=True, exist_ok=True)  # sqlite:///new/folder/mlflow.db: made, as ./mlruns is
     with open(database.parent / ".mlflow.db.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

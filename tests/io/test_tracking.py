@@ -48,3 +48,15 @@ def test_trains_racing_on_a_fresh_store_and_then_on_the_existing_one_all_land(wo
 
     assert {e.name for e in mlflow.MlflowClient(tracking_uri=mlflow_uri(str(store))).search_experiments()} >= \
         {"breast_cancer", "iris", "diabetes"}
+
+
+def test_a_sqlite_tracking_uri_in_a_folder_that_does_not_exist_yet_is_created(workspace, tmp_path):
+    database = tmp_path / "new" / "folder" / "mlflow.db"
+    result = subprocess.run([sys.executable, "-m", "mmp", "train", "recipe=iris", "-q"], cwd=workspace,
+                            env=clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{database}"), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    import mlflow
+
+    run = mlflow.MlflowClient(tracking_uri=f"sqlite:///{database}").get_run(result.stdout.split()[-1])
+    assert run.info.status == "FINISHED"
