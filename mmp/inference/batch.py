@@ -161,12 +161,13 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
     console.print(f"[green]✓[/] {result.rows:,} rows in {result.seconds:.2f} s "
                   f"({result.rows_per_second:,.0f} rows/s) -> {scrub(output_uri)}")
     if monitoring is not None and monitoring.enabled:
-        from mmp.inference.drift_report import finish, unprofiled_reason
+        from mmp.inference.drift_report import fail_if_asked, finish, unprofiled_reason
 
         if drift is None:
             console.print(unprofiled_reason(model), markup=False)
         else:
-            result.drift = finish(model, drift, monitoring, source, experiment, console, fail_on_drift, output_uri)
+            result.drift = finish(model, drift, monitoring, source, experiment, console)
+            fail_if_asked(result.drift, monitoring, fail_on_drift, output_uri)
     return result
 
 

@@ -161,17 +161,21 @@ def _plot(report: dict[str, Any]) -> Any:
 
 
 def finish(model: LoggedModel, counts: DriftCounts, monitoring: Any, source: str, experiment: str | None,
-           console: Any, fail_on_drift: bool, output_uri: str | None = None) -> dict[str, Any]:
-    """Report the counted drift: print the summary on `console`, log the drift run, and raise
-    `DriftAlert` when asked to fail (`fail_on_drift` or `monitoring.fail_on_alert`) and some column alerts."""
+           console: Any) -> dict[str, Any]:
+    """Report the counted drift: print the summary on `console`, log the drift run; returns the report."""
     report = counts.report(thresholds(monitoring))
     report["model_uri"], report["model_run_id"] = model.uri, model.run_id
     for line in summary(report):
         console.print(line, markup=False, highlight=False)
     report["drift_run_id"] = log_drift_run(model, report, source, experiment)
     console.print(f"drift run {report['drift_run_id']} (mmp.kind=drift) logged", markup=False, highlight=False)
+    return report
+
+
+def fail_if_asked(report: dict[str, Any], monitoring: Any, fail_on_drift: bool, stdout: str = "alert") -> None:
+    """Raise `DriftAlert` (exit 3, printing `stdout`) when asked to fail (`fail_on_drift` or
+    `monitoring.fail_on_alert`) and some column reached its alert limit."""
     alerting = alerts(report)
     if alerting and (fail_on_drift or monitoring.fail_on_alert):
-        raise DriftAlert("past the alert limit: " + ", ".join(alerting), output_uri or "alert")
-    return report
+        raise DriftAlert("past the alert limit: " + ", ".join(alerting), stdout)
 

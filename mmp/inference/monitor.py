@@ -24,7 +24,7 @@ def monitor_command(request: Any, uri: str, data: str, output: str | None, chunk
 
     from mmp.config.env import compose_env
     from mmp.inference.batch import read_errors_as_user_errors, check_columns, column_types
-    from mmp.inference.drift_report import count_chunk, finish
+    from mmp.inference.drift_report import count_chunk, fail_if_asked, finish
     from mmp.io import tracking
     from mmp.io.readers import iter_tables
     from mmp.models import logged
@@ -51,15 +51,11 @@ def monitor_command(request: Any, uri: str, data: str, output: str | None, chunk
         counts.merge(count_chunk(profile, table))
     if counts.rows == 0:
         raise UserError(f"-d {data}: the data has no rows")
-    report = finish(model, counts, env.monitoring, data, env.mlflow.experiment, console, fail_on_drift=False)
+    report = finish(model, counts, env.monitoring, data, env.mlflow.experiment, console)
     if output:
         with fsspec.open(output, "w", **env.source.storage_options) as f:
             json.dump(report, f, indent=2)
-    if fail_on_drift or env.monitoring.fail_on_alert:
-        from mmp.inference.drift_report import DriftAlert, alerts
-
-        if alerts(report):
-            raise DriftAlert("past the alert limit: " + ", ".join(alerts(report)))
+    fail_if_asked(report, env.monitoring, fail_on_drift)
     return report["status"]
 
 

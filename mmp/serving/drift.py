@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mmp.models.drift import PROFILE_FILE, DriftWindow
+from mmp.models.drift import DriftWindow
 
 log = logging.getLogger("mmp.serve")
 
@@ -57,25 +57,22 @@ def drift_monitor(model_dir: str, monitoring: dict[str, Any] | None) -> "DriftMo
 
 
 def read_profile(model_dir: str) -> dict[str, Any] | None:
-    """The drift profile logged with the model: the file that MLmodel's `mmp.drift_profile` names,
-    else `artifacts/drift_profile.json`; None when there is none."""
+    """The drift profile logged with the model (the file MLmodel's `mmp.drift_profile` names); None when there is none."""
     import yaml
 
     root = Path(model_dir)
     try:
         meta = (yaml.safe_load((root / "MLmodel").read_text(encoding="utf-8")).get("metadata") or {}).get("mmp") or {}
     except (OSError, AttributeError, yaml.YAMLError):
-        meta = {}
+        return None
     named = meta.get("drift_profile")
-    candidates = [root / "artifacts" / PROFILE_FILE, root / PROFILE_FILE]
-    for path in ([root / named] if isinstance(named, str) else []) + candidates:
-        if path.is_file():
-            try:
-                return json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:  # serve the model all the same, unmonitored
-                log.warning("drift is not measured: cannot read %s (%s)", path, exc)
-                return None
-    return None
+    if not isinstance(named, str) or not (root / named).is_file():
+        return None
+    try:
+        return json.loads((root / named).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # serve the model all the same, unmonitored
+        log.warning("drift is not measured: cannot read %s (%s)", root / named, exc)
+        return None
 
 
 class DriftMonitor:

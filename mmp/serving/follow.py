@@ -8,17 +8,14 @@ keeps the current model serving; the reason is logged once and shown on /ready u
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
-from pathlib import Path
 
-from mmp.serving.request_schema import RowSchema
-from mmp.serving.state import ServingState
+from mmp.serving.state import ServingState, model_schema
 
 log = logging.getLogger("mmp.serve")
 
@@ -34,16 +31,6 @@ def start_follower(state: ServingState, interval_s: float) -> "AliasFollower | N
     follower = AliasFollower(state, name, alias, interval_s)
     threading.Thread(target=follower.run, name="mmp-follow-alias", daemon=True).start()
     return follower
-
-
-def model_schema(model_dir: str) -> RowSchema:
-    """The input columns of the MLflow model in `model_dir` (mmp's metadata, else its signature)."""
-    import yaml
-
-    mlmodel = yaml.safe_load((Path(model_dir) / "MLmodel").read_text(encoding="utf-8"))
-    meta = (mlmodel.get("metadata") or {}).get("mmp") or {}
-    features = meta.get("features") or [c["name"] for c in json.loads(mlmodel["signature"]["inputs"])]
-    return RowSchema(features, meta.get("numeric") or [])
 
 
 class AliasFollower:

@@ -16,9 +16,8 @@ import bentoml
 
 from mmp.serving.drain import Drain
 from mmp.serving.routes import create_app
-from mmp.serving.state import ServingState
+from mmp.serving.state import ServingState, model_schema
 from mmp.serving.middleware import RequestMiddleware, RequestMetrics
-from mmp.serving.request_schema import RowSchema
 
 SETTINGS = json.loads(os.environ.get("MMP_SERVING") or "{}")
 MODEL_TAG = os.environ.get("MMP_MODEL_TAG", "")
@@ -26,19 +25,13 @@ MONITORING = json.loads(os.environ.get("MMP_MONITORING") or "{}")  # the env's `
 
 
 def _state() -> ServingState:
-    import yaml
-
     model = bentoml.models.get(MODEL_TAG)
     model_dir = model.path_of("mlflow_model")
-    with open(os.path.join(model_dir, "MLmodel"), encoding="utf-8") as f:
-        mlmodel = yaml.safe_load(f)
-    meta = (mlmodel.get("metadata") or {}).get("mmp") or {}
     # What `mmp serve-api` resolved just now (a models:/ alias's version), else what was stored at import.
     info = json.loads(os.environ.get("MMP_MODEL_INFO") or model.info.metadata.get("mmp_info", "{}"))
     info["environment"] = os.environ.get("MMP_ENVIRONMENT_NAME") or None  # where this service runs
-    features = meta.get("features") or [c["name"] for c in json.loads(mlmodel["signature"]["inputs"])]
-    return ServingState(model_dir=model_dir, info=info, settings=SETTINGS,
-                        schema=RowSchema(features, meta.get("numeric") or []), drain=Drain(), monitoring=MONITORING)
+    return ServingState(model_dir=model_dir, info=info, settings=SETTINGS, schema=model_schema(model_dir),
+                        drain=Drain(), monitoring=MONITORING)
 
 
 STATE = _state()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mmp.serving.request_schema import RowSchema
@@ -166,3 +168,13 @@ def _predict_function(state: ServingState, model: Any) -> tuple[Any, Any]:
         meta = forecast_meta(state.model_dir)
         return functools.partial(forecast_responses, model, meta), warm_up_request(model, meta)
     return state._predict_rows, [{c: None for c in state.schema.features}]
+
+
+def model_schema(model_dir: str) -> RowSchema:
+    """The input columns of the MLflow model in `model_dir` (mmp's metadata, else its signature)."""
+    import yaml
+
+    mlmodel = yaml.safe_load((Path(model_dir) / "MLmodel").read_text(encoding="utf-8"))
+    meta = (mlmodel.get("metadata") or {}).get("mmp") or {}
+    features = meta.get("features") or [c["name"] for c in json.loads(mlmodel["signature"]["inputs"])]
+    return RowSchema(features, meta.get("numeric") or [])
