@@ -75,6 +75,10 @@ def import_class(class_path: str) -> type:
     return cls
 
 
+# Top-level package -> the top-level packages that importing its classes loaded (in this process).
+_PULLED_IN: dict[str, set[str]] = {}
+
+
 def class_facts(class_path: str) -> ClassFacts:
     """What the checks need of the class at `class_path`: read from the class when its module is
     already imported, else from an earlier run's cache (while the installed files are unchanged),
@@ -83,14 +87,21 @@ def class_facts(class_path: str) -> ClassFacts:
 
     class_path = MOVED.get(class_path, class_path)
     module_name, _, class_name = class_path.rpartition(".")
+    top = module_name.split(".")[0]
     live = getattr(sys.modules.get(module_name), class_name, None)
     cached = facts_cache.read(class_path)
-    if inspect.isclass(live) or cached is None:
-        facts = facts_of(live if inspect.isclass(live) else import_class(class_path), class_path)
-        if cached is None:
-            facts_cache.write(facts)
-        return facts
-    return cached
+    if cached is not None and not inspect.isclass(live):
+        return cached
+    if inspect.isclass(live):
+        cls = live
+    else:
+        before = set(sys.modules)
+        cls = import_class(class_path)
+        _PULLED_IN.setdefault(top, set()).update(name.split(".")[0] for name in set(sys.modules) - before)
+    facts = facts_of(cls, class_path)
+    if cached is None and top in _PULLED_IN:  # what the import needs is known, so a later run can tell it is still there
+        facts_cache.write(facts, needs=_PULLED_IN[top] | {top})
+    return facts
 
 
 @functools.lru_cache(maxsize=256)

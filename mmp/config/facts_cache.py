@@ -1,9 +1,10 @@
 """The class facts of earlier runs, so `mmp compile` and `mmp validate` need not import scikit-learn.
 
 One JSON file per Python interpreter in $MMP_CACHE_DIR, else $XDG_CACHE_HOME/mmp, else ~/.cache/mmp.
-An entry is trusted only while all it was read from is unchanged: the class's top-level package
-still resolves to the same file, and every source file along the class's MRO (with its module, its
-packages and mmp's own fact-reading code) has the same size and modification time. A missing,
+An entry is trusted only while all it was read from is unchanged: the class's top-level package and
+every package its import loaded (numpy, scipy, ... for scikit-learn) still resolve to the same files,
+and every source file along the class's MRO (with its module, its packages and mmp's own
+fact-reading code) has the same size and modification time. A missing,
 unreadable or corrupt file, a checksum that does not match or one changed file is a miss, and the
 caller imports the class as before. Writes are atomic (a temporary file renamed into place); a
 cache folder that cannot be written is not an error, only a slower next run.
@@ -12,6 +13,7 @@ cache folder that cannot be written is not an error, only a slower next run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -23,6 +25,7 @@ from typing import Any
 from mmp.config.class_facts import ClassFacts
 
 FORMAT = 1  # bump when ClassFacts' JSON changes shape
+NO_FILE = "(no file)"  # where a namespace or built-in package is
 log = logging.getLogger(__name__)
 _read: dict[Path | None, dict[str, Any]] = {}  # each cache file as read once per process
 
@@ -53,10 +56,12 @@ def read(class_path: str) -> ClassFacts | None:
         return None
 
 
-def write(facts: ClassFacts) -> None:
-    """Keep `facts` (read from the live class) for later runs; silently skipped when that cannot be done."""
+def write(facts: ClassFacts, needs: set[str]) -> None:
+    """Keep `facts` (read from the live class) for later runs, valid while the top-level packages in
+    `needs` (the class's own and what importing it loaded) stay where they are; silently skipped
+    when that cannot be done."""
     path = cache_file()
-    key = _key(facts)
+    key = _key(facts, needs)
     if path is None or key is None:
         return
     entries = {name: entry for name, entry in _load(path).items() if isinstance(entry, dict) and _still_valid(entry)}
@@ -87,8 +92,8 @@ def _load(path: Path | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _key(facts: ClassFacts) -> dict[str, Any] | None:
-    """What the facts were read from: the top-level package's file and the stamp of every source file."""
+def _key(facts: ClassFacts, needs: set[str]) -> dict[str, Any] | None:
+    """What the facts were read from: where each needed package is, and the stamp of every source file."""
     cls = facts.cls
     if cls is None:
         return None
@@ -100,34 +105,41 @@ def _key(facts: ClassFacts) -> dict[str, Any] | None:
     if facts.constraints is not None:
         names.add("sklearn.utils._param_validation")  # what the portable constraints were translated from
     files = {getattr(sys.modules.get(name), "__file__", None) for name in names}
-    if None in files:  # a module that is not a file: nothing to tell a change by
+    packages = sorted(name for name in needs if name not in sys.stdlib_module_names  # the standard library stays
+                      and getattr(getattr(sys.modules.get(name), "__spec__", None), "name", None) == name)
+    places = [[name, _origin(name)] for name in packages]
+    files |= {place for _, place in places if place not in (None, NO_FILE)}
+    if None in files or [parts[0], None] in places:  # a module that is not a file: nothing to tell a change by
         return None
     stamps = [_stamp(f) for f in sorted(files)]
-    origin = _origin(parts[0])
-    if origin is None or None in stamps:
+    if None in stamps:
         return None
-    return {"origin": origin, "files": stamps}
+    return {"needs": places, "files": stamps}
 
 
 def _still_valid(entry: dict[str, Any]) -> bool:
     try:
         if entry["sum"] != _checksum({k: v for k, v in entry.items() if k != "sum"}):
             return False
-        top = entry["facts"]["class_path"].split(".")[0]
-        return _origin(top) == entry["origin"] and all(_stamp(stamp[0]) == stamp for stamp in entry["files"])
-    except (KeyError, TypeError, IndexError, AttributeError):
+        return (all(_origin(name) == place for name, place in entry["needs"])
+                and all(_stamp(stamp[0]) == stamp for stamp in entry["files"]))
+    except (KeyError, TypeError, IndexError, ValueError):
         return False
 
 
-def _origin(top: str) -> str | None:
-    """The file `import top` would run, found without running anything."""
+@functools.lru_cache(maxsize=None)  # once per process: entries share their packages
+def _origin(name: str) -> str | None:
+    """The file `import name` would run (NO_FILE for a package without one), found without running
+    anything; None when it is not installed."""
     import importlib.util
 
     try:
-        spec = importlib.util.find_spec(top)
+        spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         return None
-    return spec.origin if spec is not None and spec.has_location else None
+    if spec is None:
+        return None
+    return spec.origin if spec.has_location and spec.origin else NO_FILE
 
 
 def _stamp(path: str) -> list[Any] | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ import pytest
 
 from mmp.config import facts_cache
 from mmp.config.class_facts import ClassFacts
-from mmp.config.estimators import _constraint_problems, check_params, class_facts, facts_of
+from mmp.config.estimators import ImportProblem, _constraint_problems, check_params, class_facts, facts_of
 from tests.conftest import clean_env
 
 HEAVY = ("sklearn", "scipy", "pandas", "numpy", "mlflow", "xgboost", "lightgbm", "torch")
@@ -30,6 +31,7 @@ def cache_dir(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
     monkeypatch.setenv("MMP_CACHE_DIR", str(folder))
     monkeypatch.setattr(facts_cache, "_read", {})
+    facts_cache._origin.cache_clear()
     return folder
 
 
@@ -105,10 +107,13 @@ def test_cached_facts_report_the_same_problems_as_the_class(params):
 
 
 def _write_package(root, params: str) -> None:
-    package = root / "mmp_fake_models"
-    package.mkdir(exist_ok=True)
-    (package / "__init__.py").write_text("")
-    (package / "linear.py").write_text(textwrap.dedent(f"""
+    """`mmp_fake_models.linear.Model(params)`, which needs a package of its own, `mmp_fake_dep`."""
+    for name in ("mmp_fake_models", "mmp_fake_dep"):
+        (root / name).mkdir(exist_ok=True)
+        (root / name / "__init__.py").write_text("")
+    (root / "mmp_fake_models" / "linear.py").write_text(textwrap.dedent(f"""
+        import mmp_fake_dep
+
         class Model:
             def __init__(self, {params}):
                 pass
@@ -130,9 +135,10 @@ def fake_models(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(root))
 
     def forget():
-        for name in [m for m in sys.modules if m.split(".")[0] == "mmp_fake_models"]:
+        for name in [m for m in sys.modules if m.split(".")[0] in ("mmp_fake_models", "mmp_fake_dep")]:
             del sys.modules[name]
         facts_cache._read.clear()
+        facts_cache._origin.cache_clear()
 
     yield root, forget
     forget()
@@ -163,6 +169,15 @@ def test_a_package_found_elsewhere_on_the_path_is_read_again(cache_dir, fake_mod
     forget()
     facts = class_facts("mmp_fake_models.linear.Model")
     assert facts.cls is not None and facts.params == {"gamma"}
+
+
+def test_a_dependency_removed_since_is_reported_as_before(cache_dir, fake_models):
+    root, forget = fake_models
+    class_facts("mmp_fake_models.linear.Model")
+    shutil.rmtree(root / "mmp_fake_dep")
+    forget()
+    with pytest.raises(ImportProblem, match="mmp_fake_dep"):
+        class_facts("mmp_fake_models.linear.Model")
 
 
 @pytest.mark.parametrize("damage", ["not json", "a list", "edited facts", "edited stamp", "missing key"])
