@@ -2,12 +2,12 @@
 
 One JSON file per Python interpreter in $MMP_CACHE_DIR, else $XDG_CACHE_HOME/mmp, else ~/.cache/mmp.
 An entry is trusted only while all it was read from is unchanged: the class's top-level package and
-every package its import loaded (numpy, scipy, ... for scikit-learn) still resolve to the same files,
-and every source file along the class's MRO (with its module, its packages and mmp's own
-fact-reading code) has the same size and modification time. A missing,
-unreadable or corrupt file, a checksum that does not match or one changed file is a miss, and the
-caller imports the class as before. Writes are atomic (a temporary file renamed into place); a
-cache folder that cannot be written is not an error, only a slower next run.
+every package its import loaded (numpy, scipy, ... for scikit-learn) still resolve to the same
+files, and every source file along the class's MRO (with its module, its packages and mmp's own
+fact-reading code) has the same size and modification time. A missing, unreadable or corrupt
+file, a checksum that does not match or one changed file is a miss, and the caller imports the
+class as before. Writes are atomic (a temporary file renamed into place); a cache folder that
+cannot be written is not an error, only a slower next run.
 """
 
 from __future__ import annotations
