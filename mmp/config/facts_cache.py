@@ -13,7 +13,6 @@ cannot be written is not an error, only a slower next run.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ FORMAT = 1  # bump when ClassFacts' JSON changes shape
 NO_FILE = "(no file)"  # where a namespace or built-in package is
 log = logging.getLogger(__name__)
 _read: dict[Path | None, dict[str, Any]] = {}  # each cache file as read once per process
+_searched: dict[str, str | None] = {}  # where sys.path has each package not imported yet, once per process
 
 
 def cache_file() -> Path | None:
@@ -127,19 +127,21 @@ def _still_valid(entry: dict[str, Any]) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=None)  # once per process: entries share their packages
 def _origin(name: str) -> str | None:
     """The file `import name` would run (NO_FILE for a package without one), found without running
-    anything; None when it is not installed."""
+    anything; None when it is not installed (or blocked in sys.modules)."""
     import importlib.util
 
+    if name not in sys.modules and name in _searched:
+        return _searched[name]
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    return spec.origin if spec.has_location and spec.origin else NO_FILE
+        spec = None
+    origin = None if spec is None else spec.origin if spec.has_location and spec.origin else NO_FILE
+    if name not in sys.modules:  # a search of sys.path: entries share their packages, so search once
+        _searched[name] = origin
+    return origin
 
 
 def _stamp(path: str) -> list[Any] | None:

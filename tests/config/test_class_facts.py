@@ -31,7 +31,7 @@ def cache_dir(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
     monkeypatch.setenv("MMP_CACHE_DIR", str(folder))
     monkeypatch.setattr(facts_cache, "_read", {})
-    facts_cache._origin.cache_clear()
+    monkeypatch.setattr(facts_cache, "_searched", {})
     return folder
 
 
@@ -138,7 +138,7 @@ def fake_models(tmp_path, monkeypatch):
         for name in [m for m in sys.modules if m.split(".")[0] in ("mmp_fake_models", "mmp_fake_dep")]:
             del sys.modules[name]
         facts_cache._read.clear()
-        facts_cache._origin.cache_clear()
+        facts_cache._searched.clear()
 
     yield root, forget
     forget()
