@@ -188,7 +188,13 @@ def check_params(cls: type | ClassFacts, params: dict[str, Any], path: str,
     # Cached facts vouch for the values they surely accept; the rest (and all, with the class at hand)
     # go to scikit-learn's own check, so its messages are the ones users read.
     doubtful = {key: value for key, value in params.items() if facts.cls is not None or not facts.accepts(key, value)}
-    return problems + (_constraint_problems(load_class(facts), doubtful, path, origin) if doubtful else [])
+    if not doubtful:
+        return problems
+    try:
+        cls = load_class(facts)
+    except ImportProblem as exc:  # the cache was right about the files, but something else keeps it from importing
+        return problems + [Problem(path, str(exc), None, origin(path))]
+    return problems + _constraint_problems(cls, doubtful, path, origin)
 
 
 def _constraint_problems(cls: type, params: dict[str, Any], path: str,
