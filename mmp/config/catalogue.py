@@ -155,7 +155,8 @@ QUANTILE_LOSSES: dict[str, QuantileLoss] = {
 
 
 def quantile_loss(cls: Any) -> QuantileLoss | None:
-    """The quantile loss of `cls` (a class or its ClassFacts), or of the listed class it derives from; None when it has none."""
+    """The quantile loss of `cls` (a class or its ClassFacts), or of the listed class it derives from;
+    None when it has none."""
     from mmp.config.class_facts import ClassFacts
 
     by_name = {(path.split(".")[0], path.rpartition(".")[2]): loss for path, loss in QUANTILE_LOSSES.items()}

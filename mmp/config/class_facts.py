@@ -79,9 +79,11 @@ class ClassFacts:
         constraints = data["constraints"]
         if constraints is not None and not isinstance(constraints, dict):
             raise ValueError("constraints must be a mapping")
-        return cls(str(data["class_path"]), str(data["name"]), str(data["module"]), frozenset(map(str, data["params"])),
-                   bool(data["open_ended"]), None if data["kind"] is None else str(data["kind"]),
-                   frozenset(map(str, data["methods"])), tuple((str(m), str(n)) for m, n in data["lineage"]), constraints)
+        kind = None if data["kind"] is None else str(data["kind"])
+        return cls(str(data["class_path"]), str(data["name"]), str(data["module"]),
+                   frozenset(map(str, data["params"])), bool(data["open_ended"]), kind,
+                   frozenset(map(str, data["methods"])), tuple((str(m), str(n)) for m, n in data["lineage"]),
+                   constraints)
 
 
 def _holds(rule: dict[str, Any], value: Any) -> bool:

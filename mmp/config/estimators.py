@@ -99,7 +99,7 @@ def class_facts(class_path: str) -> ClassFacts:
         cls = import_class(class_path)
         _PULLED_IN.setdefault(top, set()).update(name.split(".")[0] for name in set(sys.modules) - before)
     facts = facts_of(cls, class_path)
-    if cached is None and top in _PULLED_IN:  # what the import needs is known, so a later run can tell it is still there
+    if cached is None and top in _PULLED_IN:  # what its import needs is known: a later run can tell it is still there
         facts_cache.write(facts, needs=_PULLED_IN[top] | {top})
     return facts
 
