@@ -154,11 +154,15 @@ QUANTILE_LOSSES: dict[str, QuantileLoss] = {
 }
 
 
-def quantile_loss(cls: type) -> QuantileLoss | None:
-    """The quantile loss of `cls`, or of the listed class it derives from; None when it has none."""
+def quantile_loss(cls: Any) -> QuantileLoss | None:
+    """The quantile loss of `cls` (a class or its ClassFacts), or of the listed class it derives from;
+    None when it has none."""
+    from mmp.config.class_facts import ClassFacts
+
     by_name = {(path.split(".")[0], path.rpartition(".")[2]): loss for path, loss in QUANTILE_LOSSES.items()}
-    for klass in cls.__mro__:
-        loss = by_name.get((klass.__module__.split(".")[0], klass.__name__))
+    lineage = cls.lineage if isinstance(cls, ClassFacts) else [(k.__module__, k.__name__) for k in cls.__mro__]
+    for module, name in lineage:
+        loss = by_name.get((module.split(".")[0], name))
         if loss is not None:
             return loss
     return None

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from mmp.config.catalogue import METRICS, STEPS, step_options
-from mmp.config.estimators import KIND_FOR_TASK, ImportProblem, check_params, estimator_kind, import_class
+from mmp.config.class_facts import ClassFacts
+from mmp.config.estimators import KIND_FOR_TASK, ImportProblem, check_params, class_facts
 from mmp.config.monitoring_checks import monitoring_problems
 from mmp.config.spec import TASKS, RunSpec
 from mmp.config.sql_checks import sql_problems
@@ -122,23 +123,23 @@ def _model_problems(model: Any, task: str | None, origin: Origin) -> list[Proble
         return []  # the schema reports it
     path = "model.class_path"
     try:
-        cls = import_class(model["class_path"])
+        facts = class_facts(model["class_path"])
     except ImportProblem as exc:
         return [Problem(path, str(exc), None, origin(path))]
     problems = []
     params = model.get("params") or {}
     if isinstance(params, dict):
-        problems += check_params(cls, params, "model.params", origin)
+        problems += check_params(facts, params, "model.params", origin)
     if task in TASK_CHECKS:
         return problems  # the task's own checks say which classes it takes
-    kind = estimator_kind(cls)
+    kind = facts.kind
     if task and kind and kind != KIND_FOR_TASK[task]:
         problems.append(Problem(
-            path, f"{cls.__name__} is {_a(kind)} but the task is {task}",
+            path, f"{facts.name} is {_a(kind)} but the task is {task}",
             f"use a {KIND_FOR_TASK[task]} (see 'mmp list models') or change 'task'", origin(path),
         ))
-    if task and not (hasattr(cls, "fit") and hasattr(cls, "predict")):
-        problems.append(Problem(path, f"{cls.__name__} has no fit/predict: a logged model must predict new rows",
+    if task and not (facts.has("fit") and facts.has("predict")):
+        problems.append(Problem(path, f"{facts.name} has no fit/predict: a logged model must predict new rows",
                                 "use a scikit-learn style estimator with predict (see 'mmp list models')", origin(path)))
     return problems
 
@@ -182,11 +183,11 @@ def _step_problems(steps: Any, origin: Origin) -> list[Problem]:
             continue
         options = {k: v for k, v in step.items() if k not in ("type", "columns")}
         try:
-            cls = import_class(STEPS[name].class_path)
+            facts = class_facts(STEPS[name].class_path)
         except ImportProblem as exc:  # pragma: no cover - scikit-learn is a base dependency
             problems.append(Problem(f"{path}.type", str(exc), None, origin(path)))
             continue
-        problems += check_params(cls, step_options(STEPS[name], options), path, origin)
+        problems += check_params(facts, step_options(STEPS[name], options), path, origin)
     return problems
 
 
@@ -230,13 +231,13 @@ def _data_problems(data: Any, task: str | None, origin: Origin) -> list[Problem]
     return problems
 
 
-def _model_class(config: dict[str, Any]) -> type | None:
-    """The recipe's model class, or None when it does not import (`_model_problems` says why)."""
+def _model_class(config: dict[str, Any]) -> ClassFacts | None:
+    """The recipe's model class (as the checks see it), or None when it does not import (`_model_problems` says why)."""
     model = config.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("class_path"), str):
         return None
     try:
-        return import_class(model["class_path"])
+        return class_facts(model["class_path"])
     except ImportProblem:
         return None
 
@@ -278,9 +279,9 @@ def _calibration_problems(config: dict[str, Any], task: str | None, origin: Orig
                                 "hold some out of train with data.split.calibration (e.g. 0.15, lowering train to "
                                 "match) or cross-validate with calibration.cv (e.g. 5)", origin(path)))
     cls = _model_class(config)
-    if cls is not None and not (hasattr(cls, "predict_proba") or hasattr(cls, "decision_function")):
+    if cls is not None and not (cls.has("predict_proba") or cls.has("decision_function")):
         path = "model.class_path"
-        problems.append(Problem(path, f"{cls.__name__} has neither predict_proba nor decision_function: nothing to calibrate",
+        problems.append(Problem(path, f"{cls.name} has neither predict_proba nor decision_function: nothing to calibrate",
                                 "use a classifier that scores its classes", origin(path)))
     return problems
 
@@ -313,7 +314,7 @@ def _quantile_problems(config: dict[str, Any], task: str | None, origin: Origin)
     cls = _model_class(config)
     if cls is not None and quantile_loss(cls) is None:
         path = "model.class_path"
-        problems.append(Problem(path, f"{cls.__name__} has no quantile loss, so it cannot fit quantiles",
+        problems.append(Problem(path, f"{cls.name} has no quantile loss, so it cannot fit quantiles",
                                 f"allowed with quantiles: {', '.join(QUANTILE_LOSSES)}", origin(path)))
     return problems
 

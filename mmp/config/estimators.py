@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import sys
 from typing import Any, Callable
 
+from mmp.config.class_facts import METHODS, ClassFacts, is_number, portable_constraints
 from mmp.errors import Problem, allowed_text, did_you_mean
 
 # Top-level module -> the mmp extra that installs it.
@@ -72,9 +75,57 @@ def import_class(class_path: str) -> type:
     return cls
 
 
-def estimator_kind(cls: type) -> str | None:
+# Top-level package -> the top-level packages that importing its classes loaded (in this process).
+_PULLED_IN: dict[str, set[str]] = {}
+
+
+def class_facts(class_path: str) -> ClassFacts:
+    """What the checks need of the class at `class_path`: read from the class when its module is
+    already imported, else from an earlier run's cache (while the installed files are unchanged),
+    else by importing it (raising ImportProblem as `import_class` does) and caching the answer."""
+    from mmp.config import facts_cache
+
+    class_path = MOVED.get(class_path, class_path)
+    module_name, _, class_name = class_path.rpartition(".")
+    top = module_name.split(".")[0]
+    live = getattr(sys.modules.get(module_name), class_name, None)
+    cached = facts_cache.read(class_path)
+    if cached is not None and not inspect.isclass(live):
+        return cached
+    if inspect.isclass(live):
+        cls = live
+    else:
+        before = set(sys.modules)
+        cls = import_class(class_path)
+        _PULLED_IN.setdefault(top, set()).update(name.split(".")[0] for name in set(sys.modules) - before)
+    facts = facts_of(cls, class_path)
+    if cached is None and top in _PULLED_IN:  # what its import needs is known: a later run can tell it is still there
+        facts_cache.write(facts, needs=_PULLED_IN[top] | {top})
+    return facts
+
+
+@functools.lru_cache(maxsize=256)
+def facts_of(cls: type, class_path: str | None = None) -> ClassFacts:
+    """`cls` as the checks see it (`class_path`: how the recipe names it; default: where it is defined)."""
+    names, open_ended = parameter_names(cls)
+    return ClassFacts(
+        class_path=class_path or f"{cls.__module__}.{cls.__qualname__}", name=cls.__name__, module=cls.__module__,
+        params=frozenset(names), open_ended=open_ended, kind=estimator_kind(cls),
+        methods=frozenset(m for m in METHODS if hasattr(cls, m)),
+        lineage=tuple((k.__module__, k.__name__) for k in cls.__mro__), constraints=portable_constraints(cls), cls=cls,
+    )
+
+
+def load_class(facts: ClassFacts) -> type:
+    """The live class behind `facts` (imported now when the facts came from the cache)."""
+    return facts.cls if facts.cls is not None else import_class(facts.class_path)
+
+
+def estimator_kind(cls: type | ClassFacts) -> str | None:
     """'classifier', 'regressor', 'clusterer' (mixture models, whose `predict` gives a component,
     count as clusterers), another kind scikit-learn names ('outlier_detector', ...), or None."""
+    if isinstance(cls, ClassFacts):
+        return cls.kind
     kind = None
     try:
         kind = getattr(cls().__sklearn_tags__(), "estimator_type", None)
@@ -91,8 +142,10 @@ def estimator_kind(cls: type) -> str | None:
     return kind
 
 
-def parameter_names(cls: type) -> tuple[set[str], bool]:
+def parameter_names(cls: type | ClassFacts) -> tuple[set[str], bool]:
     """The constructor's parameter names along the class hierarchy, and whether it takes **kwargs."""
+    if isinstance(cls, ClassFacts):
+        return set(cls.params), cls.open_ended
     names: set[str] = set()
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
@@ -108,12 +161,13 @@ def parameter_names(cls: type) -> tuple[set[str], bool]:
     return names, True
 
 
-def check_params(cls: type, params: dict[str, Any], path: str,
+def check_params(cls: type | ClassFacts, params: dict[str, Any], path: str,
                  origin: Callable[[str], str | None] = lambda path: None) -> list[Problem]:
     """Every problem with `params` for `cls`: unknown names (with a hint) and, for scikit-learn
     estimators, values outside the declared constraints."""
+    facts = cls if isinstance(cls, ClassFacts) else facts_of(cls)
     problems = []
-    names, open_ended = parameter_names(cls)
+    names, open_ended = parameter_names(facts)
     for key in params:
         if key in names:
             continue
@@ -121,56 +175,67 @@ def check_params(cls: type, params: dict[str, Any], path: str,
         if open_ended and not hint:
             continue  # **kwargs passes it on (e.g. an xgboost booster parameter)
         problems.append(
-            Problem(f"{path}.{key}", f"'{key}' is not a parameter of {cls.__name__}", allowed_text(names, key),
+            Problem(f"{path}.{key}", f"'{key}' is not a parameter of {facts.name}", allowed_text(names, key),
                     origin(f"{path}.{key}"))
         )
-    for group in SYNONYMS.get(cls.__module__.split(".")[0], ()):
+    for group in SYNONYMS.get(facts.module.split(".")[0], ()):
         given = [key for key in group if key in params]
         if len(given) > 1:
             problems.append(Problem(f"{path}.{given[-1]}", f"{', '.join(repr(k) for k in given)} name the same "
-                                    f"{cls.__name__} parameter", "give only one of them", origin(f"{path}.{given[-1]}")))
+                                    f"{facts.name} parameter", "give only one of them", origin(f"{path}.{given[-1]}")))
+    if facts.constraints is None:
+        return problems
+    # Cached facts vouch for the values they surely accept; the rest (and all, with the class at hand)
+    # go to scikit-learn's own check, so its messages are the ones users read.
+    doubtful = {key: value for key, value in params.items() if facts.cls is not None or not facts.accepts(key, value)}
+    if not doubtful:
+        return problems
+    try:
+        cls = load_class(facts)
+    except ImportProblem as exc:  # the cache was right about the files, but something else keeps it from importing
+        return problems + [Problem(path, str(exc), None, origin(path))]
+    return problems + _constraint_problems(cls, doubtful, path, origin)
+
+
+def _constraint_problems(cls: type, params: dict[str, Any], path: str,
+                         origin: Callable[[str], str | None]) -> list[Problem]:
+    """scikit-learn's verdict on each value of `params` against `cls._parameter_constraints`."""
     constraints = getattr(cls, "_parameter_constraints", None)
-    if isinstance(constraints, dict):
+    if not isinstance(constraints, dict):
+        return []
+    try:
+        from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
+    except ImportError:  # a scikit-learn without the constraint API: names were still checked
+        return []
+    problems = []
+    for key, value in params.items():
+        if key not in constraints or constraints[key] == "no_validation":
+            continue
+        wanted = _number_wanted(constraints[key], value)
+        if wanted:
+            shown = str(value).lower()
+            problems.append(Problem(f"{path}.{key}", f"got the boolean {shown}, but {cls.__name__} wants a number here",
+                                    f"allowed: {wanted}", origin(f"{path}.{key}")))
+            continue
         try:
-            from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
-        except ImportError:  # a scikit-learn without the constraint API: names were still checked
-            return problems
-        for key, value in params.items():
-            if key not in constraints or constraints[key] == "no_validation":
-                continue
-            wanted = _number_wanted(constraints[key], value)
-            if wanted:
-                shown = str(value).lower()
-                problems.append(Problem(f"{path}.{key}", f"got the boolean {shown}, but {cls.__name__} wants a number here",
-                                        f"allowed: {wanted}", origin(f"{path}.{key}")))
-                continue
-            try:
-                validate_parameter_constraints({key: constraints[key]}, {key: value}, caller_name=cls.__name__)
-            except InvalidParameterError as exc:
-                problems.append(Problem(f"{path}.{key}", str(exc).rstrip("."), None, origin(f"{path}.{key}")))
+            validate_parameter_constraints({key: constraints[key]}, {key: value}, caller_name=cls.__name__)
+        except InvalidParameterError as exc:
+            problems.append(Problem(f"{path}.{key}", str(exc).rstrip("."), None, origin(f"{path}.{key}")))
     return problems
 
 
 def _number_wanted(constraints: list, value: Any) -> str | None:
     """What a numeric parameter allows, when `value` is a bool given for it: scikit-learn counts bool as
     int, so `C=true` would pass as C=1. None when `value` is no bool or a bool is allowed there."""
-    import numbers
-
     import numpy as np
     from sklearn.utils import _param_validation as pv
 
     if not isinstance(value, (bool, np.bool_)):
         return None
-    numeric = tuple(getattr(pv, name) for name in ("Interval", "_RandomStates") if hasattr(pv, name))
-
-    def is_number(c: Any) -> bool:
-        return isinstance(c, numeric) or (isinstance(c, pv._InstancesOf) and issubclass(c.type, numbers.Number)
-                                          and not issubclass(c.type, (bool, np.bool_)))
-
     made = [pv.make_constraint(c) for c in constraints]
-    if any(c.is_satisfied_by(value) and not is_number(c) for c in made):
+    if any(c.is_satisfied_by(value) and not is_number(c, pv) for c in made):
         return None  # a boolean is a real choice here ("boolean", "verbose")
-    if not any(is_number(c) for c in made):
+    if not any(is_number(c, pv) for c in made):
         return None  # no number is allowed either: scikit-learn's own check says what is
     shown = [str(c) for c in made if not c.hidden]
     return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"

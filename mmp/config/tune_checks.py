@@ -12,6 +12,7 @@ import re
 from typing import Any, Callable
 
 from mmp.config.catalogue import DEFAULT_METRICS, METRICS
+from mmp.config.class_facts import ClassFacts
 from mmp.config.estimators import check_params, parameter_names
 from mmp.errors import Problem, allowed_text
 
@@ -30,7 +31,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def tune_problems(config: dict[str, Any], task: str | None, model_class: type | None,
+def tune_problems(config: dict[str, Any], task: str | None, model_class: ClassFacts | None,
                   origin: Origin) -> list[Problem]:
     """Every problem with the recipe's `tune` section (the schema has checked its types)."""
     tune = config.get("tune")
@@ -52,7 +53,7 @@ def tune_problems(config: dict[str, Any], task: str | None, model_class: type | 
     return problems
 
 
-def _space_problems(path: str, name: str, space: dict[str, Any], model_class: type | None,
+def _space_problems(path: str, name: str, space: dict[str, Any], model_class: ClassFacts | None,
                     origin: Origin) -> list[Problem]:
     kind = space.get("type")
     if kind not in PARAM_TYPES:
@@ -124,14 +125,14 @@ def _range_problems(path: str, kind: str, space: dict, origin: Origin, problems:
     return [(f"{path}.low", cast(low)), (f"{path}.high", cast(high))]
 
 
-def _constructor_problems(path: str, name: str, values: list[tuple[str, Any]], model_class: type,
+def _constructor_problems(path: str, name: str, values: list[tuple[str, Any]], model_class: ClassFacts,
                           origin: Origin) -> list[Problem]:
     """The model class must take `name`, and accept every bound or choice the search can give it."""
     names, open_ended = parameter_names(model_class)
     if name not in names:  # check_params says so with a did-you-mean, unless **kwargs may take it
         naming = check_params(model_class, {name: None}, "tune.params", origin)
         if naming or not open_ended:
-            return naming[:1] or [Problem(path, f"'{name}' is not a parameter of {model_class.__name__}",
+            return naming[:1] or [Problem(path, f"'{name}' is not a parameter of {model_class.name}",
                                           allowed_text(names, name), origin(path))]
     problems = []
     for value_path, value in values:

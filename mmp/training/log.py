@@ -13,7 +13,6 @@ from typing import Any
 
 from mmp import __version__
 from mmp.config.spec import RECIPE_KEYS, RunSpec
-from mmp.models.drift import PROFILE_FILE
 from mmp.models.logged import DRIFT_ARTIFACT, MODEL_NAME
 from mmp.training.pipeline import TrainState
 
@@ -111,6 +110,7 @@ def log_pyfunc(state: TrainState, model: Any, example: Any, parts: list, metadat
     from mlflow.models import infer_signature
 
     from mmp.models import mlflow_model, tabular
+    from mmp.models.drift import PROFILE_FILE  # here, not at the top: drift needs numpy, `mmp compile` does not
     from mmp.models.requirements import pip_requirements
 
     pipeline, spec = state.pipeline, state.pipeline.spec

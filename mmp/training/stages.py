@@ -175,9 +175,9 @@ class FitQuantiles(Fit):
 
     def describe(self) -> str:
         from mmp.config.catalogue import quantile_loss
-        from mmp.config.estimators import import_class
+        from mmp.config.estimators import class_facts
 
-        loss = quantile_loss(import_class(self.spec.model.class_path))
+        loss = quantile_loss(class_facts(self.spec.model.class_path))  # the plan needs no scikit-learn import
         told = ", ".join(f"{k}={v!r}" for k, v in loss.for_quantile("q").items()).replace("'q'", "q")
         quantiles = sorted(self.spec.quantiles)
         point = "the 0.5 model" if 0.5 in quantiles else "one more model with its own loss"
