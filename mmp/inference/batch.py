@@ -202,6 +202,42 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
     return result
 
 
+def load_model(uri: str, env: Any) -> tuple[LoggedModel, Any]:
+    """(the model at `uri`, a future of the MLflow connection or None when already connected).
+
+    For the local engine, a model whose folder is on this disk (a runs:/ URI in an embedded store)
+    is read without MLflow; MLflow is then imported, on a thread while the rows stream, only when
+    a drift run will be logged. Anything else is resolved and loaded by MLflow, as before."""
+    from mmp.io import tracking
+    from mmp.models import logged
+
+    model = None
+    if env.batch.engine != "spark":
+        from mmp.inference.model_folder import local_model_folder
+
+        folder = local_model_folder(uri, tracking.mlflow_uri(env.mlflow.tracking_uri))
+        model = logged.load_folder(uri, folder) if folder else None
+    if model is None:
+        tracking.connect(env.mlflow.tracking_uri)
+        return logged.load(uri), None
+    if env.monitoring.enabled and model.task != "timeseries" and model.info.get("drift_profile"):
+        from mmp.inference.background import in_background
+
+        return model, in_background(_ready_to_log_drift, env.mlflow.tracking_uri)
+    return model, None
+
+
+def _ready_to_log_drift(tracking_uri: str | None) -> None:
+    """What logging the drift run needs before it starts: MLflow connected, matplotlib imported."""
+    from mmp.io import tracking
+
+    tracking.connect(tracking_uri)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+
+
 def read_errors_as_user_errors(chunks: Any, source: str) -> Any:
     """Parse errors in the input (a bad value in a typed column, a corrupt block) are bad input: exit 2."""
     import polars as pl
@@ -220,28 +256,13 @@ def batch_command(request: Any, uri: str, data: str, output: str | None, chunk_r
     `fail_on_drift`: raise `DriftAlert` (exit 3) after writing when some column's drift alerts."""
     from mmp.config.env import compose_env
     from mmp.config.request import json_object
-    from mmp.io import tracking
     from mmp.io.writers import destination, output_target
-    from mmp.models import logged
 
     if chunk_rows is not None and chunk_rows < 1:
         raise UserError(f"--chunk-rows: must be a positive number of rows, got {chunk_rows}")
     params = json_object(params_json) if params_json else None
     env = compose_env(request, prog="mmp batch-inference")
-    model, connected = None, None
-    if env.batch.engine != "spark":  # a model folder on this disk is read without MLflow
-        from mmp.inference.model_folder import local_model_folder
-
-        folder = local_model_folder(uri, tracking.mlflow_uri(env.mlflow.tracking_uri))
-        model = logged.load_folder(uri, folder) if folder else None
-    if model is None:
-        tracking.connect(env.mlflow.tracking_uri)
-        model = logged.load(uri)
-    elif env.monitoring.enabled and model.task != "timeseries" and model.info.get("drift_profile"):
-        from mmp.inference.background import in_background
-
-        # only the drift run needs MLflow: import it and open the store while the rows stream
-        connected = in_background(tracking.connect, env.mlflow.tracking_uri)
+    model, connected = load_model(uri, env)
     if env.monitoring.enabled and (env.batch.engine == "spark" or model.task == "timeseries") and not quiet:
         print(f"drift: not computed for {'batch.engine=spark' if env.batch.engine == 'spark' else 'timeseries models'}"
               " (only the local engine counts drift, on tabular models)", file=sys.stderr)
