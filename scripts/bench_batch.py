@@ -5,7 +5,8 @@ to_parquet) on the same model and data, 1M and 5M rows. Reports rows/s and peak 
 
 Each command runs as a fresh process under a small parent that reports the child's peak RSS. With
 `--repeats N` the contestants run in turn N times (mmp, naive, [baseline], mmp, naive, ...), so a
-load that comes and goes hits them alike, and the medians are reported. `--baseline DIR` adds
+load that comes and goes hits them alike, and the medians are reported (wall seconds, CPU seconds of
+all threads: the work done, which a busy machine does not inflate as much as the wall time). `--baseline DIR` adds
 `mmp batch-inference` run from another checkout (PYTHONPATH=DIR), e.g. main before a change. The
 seconds a fresh `import mlflow` takes are printed first, as a reference for the machine's speed.
 """
@@ -43,7 +44,8 @@ proc = subprocess.run(json.loads(sys.argv[1]), capture_output=True, text=True)
 seconds = time.perf_counter() - start
 if proc.returncode:
     sys.exit(proc.stderr)
-print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}))
 """
 
 
@@ -109,9 +111,11 @@ def main() -> None:
             for label, measured in runs.items():
                 seconds = statistics.median(r["seconds"] for r in measured)
                 rss = statistics.median(r["peak_rss_mb"] for r in measured)
+                cpu = statistics.median(r["cpu_seconds"] for r in measured)
                 results[label] = seconds
                 every = ", ".join(f"{r['seconds']:.2f}" for r in measured)
-                print(f"  {label:<22} {rows / seconds:>10,.0f} rows/s  {seconds:7.2f} s  peak RSS {rss:7,.0f} MiB  ({every})")
+                print(f"  {label:<22} {rows / seconds:>10,.0f} rows/s  {seconds:7.2f} s  CPU {cpu:6.2f} s  "
+                      f"peak RSS {rss:7,.0f} MiB  ({every})")
             naive_s = results["naive pandas script"]
             print(f"  mmp / naive rows/s: {naive_s / results['mmp batch-inference']:.2f}x")
             if args.baseline:
