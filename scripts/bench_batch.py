@@ -1,15 +1,22 @@
 """Benchmark: `mmp batch-inference` vs a naive script (pandas reads the whole csv, pyfunc predict,
 to_parquet) on the same model and data, 1M and 5M rows. Reports rows/s and peak RSS of each.
 
-    python scripts/bench_batch.py [--rows 1000000 5000000] [--recipe iris]
+    python scripts/bench_batch.py [--rows 1000000 5000000] [--recipe iris] [--repeats 5] [--baseline /work/main]
 
-Each command runs as a fresh process under a small parent that reports the child's peak RSS.
+Each command runs as a fresh process under a small parent that reports the child's peak RSS. With
+`--repeats N` the contestants run in turn N times (mmp, naive, [baseline], mmp, naive, ...), so a
+load that comes and goes hits them alike, and the medians are reported (wall seconds, CPU seconds of
+all threads: the work done, which a busy machine does not inflate as much as the wall time). `--baseline DIR` adds
+`mmp batch-inference` run from another checkout (PYTHONPATH=DIR), e.g. main before a change. The
+seconds a fresh `import mlflow` takes are printed first, as a reference for the machine's speed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -17,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import REPO, copy_project  # noqa: E402
+from benchlib import REPO, copy_project, import_seconds  # noqa: E402
 
 NAIVE = """
 import sys
@@ -37,12 +44,15 @@ proc = subprocess.run(json.loads(sys.argv[1]), capture_output=True, text=True)
 seconds = time.perf_counter() - start
 if proc.returncode:
     sys.exit(proc.stderr)
-print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}))
 """
 
 
-def measure(command: list[str], cwd: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(command)], cwd=cwd, capture_output=True, text=True)
+def measure(command: list[str], cwd: Path, pythonpath: str | None = None) -> dict:
+    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
+    out = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(command)], cwd=cwd, capture_output=True, text=True,
+                         env=env)
     if out.returncode:
         raise SystemExit(out.stderr)
     return json.loads(out.stdout)
@@ -66,8 +76,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--recipe", default="iris")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating process runs per contestant (median)")
+    parser.add_argument("--baseline", metavar="DIR", help="also time `mmp batch-inference` from this checkout")
     args = parser.parse_args()
 
+    print(f"machine speed: `import mlflow` {import_seconds():.2f} s (median of 3 fresh processes)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         copy_project(work)
@@ -76,7 +89,8 @@ def main() -> None:
                                cwd=work, capture_output=True, text=True, check=True)
         run_id = train.stdout.split()[-1]
         source = work / "data" / {"iris": "iris.csv", "model": "breast_cancer.csv"}.get(args.recipe, "iris.csv")
-        print(f"model runs:/{run_id}/model (recipe {args.recipe}); {sys.platform}, python {sys.version.split()[0]}")
+        print(f"model runs:/{run_id}/model (recipe {args.recipe}); {sys.platform}, python {sys.version.split()[0]}; "
+              f"medians of {args.repeats} alternating runs")
         for rows in args.rows:
             data = work / f"rows_{rows}.csv"
             make_data(data, rows, source)
@@ -85,12 +99,27 @@ def main() -> None:
                    "-o", str(work / "mmp_out.parquet"), "-q"]
             naive = [sys.executable, "-c", NAIVE, f"sqlite:///{store / 'mlflow.db'}", f"runs:/{run_id}/model",
                      str(data), str(work / "naive_out.parquet")]
-            results = {"mmp batch-inference": measure(mmp, work), "naive pandas script": measure(naive, work)}
+            contestants = {"mmp batch-inference": (mmp, None), "naive pandas script": (naive, None)}
+            if args.baseline:
+                contestants["mmp baseline"] = (mmp, str(Path(args.baseline).resolve()))
+            runs: dict[str, list[dict]] = {label: [] for label in contestants}
+            for _ in range(args.repeats):
+                for label, (command, pythonpath) in contestants.items():
+                    runs[label].append(measure(command, work, pythonpath))
             print(f"{rows:,} rows ({size:,.0f} MiB csv)")
-            for label, r in results.items():
-                print(f"  {label:<22} {rows / r['seconds']:>10,.0f} rows/s  {r['seconds']:7.2f} s  peak RSS {r['peak_rss_mb']:7,.0f} MiB")
-            speedup = results["naive pandas script"]["seconds"] / results["mmp batch-inference"]["seconds"]
-            print(f"  mmp / naive rows/s: {speedup:.2f}x")
+            results = {}
+            for label, measured in runs.items():
+                seconds = statistics.median(r["seconds"] for r in measured)
+                rss = statistics.median(r["peak_rss_mb"] for r in measured)
+                cpu = statistics.median(r["cpu_seconds"] for r in measured)
+                results[label] = seconds
+                every = ", ".join(f"{r['seconds']:.2f}" for r in measured)
+                print(f"  {label:<22} {rows / seconds:>10,.0f} rows/s  {seconds:7.2f} s  CPU {cpu:6.2f} s  "
+                      f"peak RSS {rss:7,.0f} MiB  ({every})")
+            naive_s = results["naive pandas script"]
+            print(f"  mmp / naive rows/s: {naive_s / results['mmp batch-inference']:.2f}x")
+            if args.baseline:
+                print(f"  baseline / naive rows/s: {naive_s / results['mmp baseline']:.2f}x")
             data.unlink()
 
 

@@ -68,35 +68,60 @@ def _words(kind: Any) -> str:
 
 def predict_table(model: LoggedModel, table: Any) -> Any:
     """Entity columns, then prediction columns, for one chunk (a pyarrow Table)."""
+    from mmp.inference.arrow_input import arrow_predictor
+
+    return predict_chunk(model, table, arrow_predictor(model.tabular))[0]
+
+
+def predict_chunk(model: LoggedModel, table: Any, fast: Any = None) -> tuple[Any, Any]:
+    """(entity + prediction columns as a pyarrow Table, the chunk's numeric features as one float64
+    block or None). With `fast` (`arrow_input.arrow_predictor`), mmp's own tabular models get their
+    input straight from Arrow; any other model, or a column type that path does not take, goes
+    through pandas and the model's `predict_frame` / the pyfunc."""
     import pyarrow as pa
 
     from mmp.models.tabular import InputError
 
-    frame = table.select([c for c in dict.fromkeys(model.features) if c in table.column_names]).to_pandas()
     try:
-        predicted = model.predict(frame)
+        done = fast(table) if fast is not None else None
+        if done is not None:
+            predicted, block = done
+        else:
+            frame = table.select([c for c in dict.fromkeys(model.features) if c in table.column_names]).to_pandas()
+            predicted, block = model.predict(frame), None
     except InputError as exc:
         raise UserError(f"the data does not fit the model: {exc}") from exc
     entities = [c for c in model.entity_columns if c in table.column_names]
     out = pa.Table.from_pandas(predicted, preserve_index=False)
     for i, column in enumerate(entities):
         out = out.add_column(i, column, table.column(column))
-    return out
+    return out, block
 
 
-def predict_and_count(model: LoggedModel, table: Any, profile: dict[str, Any] | None) -> tuple[Any, Any]:
-    """One chunk's predictions (`predict_table`) and, with a drift `profile`, its drift counts."""
-    from mmp.inference.drift_report import count_chunk
+def predict_and_count(model: LoggedModel, table: Any, profile: dict[str, Any] | None,
+                      fast: Any = None) -> tuple[Any, Any]:
+    """One chunk's predictions (`predict_chunk`) and, with a drift `profile`, its drift counts (as
+    `drift_report.count_chunk` counts them, numeric features from the float64 block the model read)."""
+    from mmp.models.drift import DriftCounts
 
-    out = predict_table(model, table)
-    return out, (count_chunk(profile, table, out) if profile is not None else None)
+    out, block = predict_chunk(model, table, fast)
+    if profile is None:
+        return out, None
+    columns = {name: table.column(name) for name in table.column_names}
+    if block is not None:
+        numbers = [c for c in model.tabular.features if c in set(model.tabular.numeric)]
+        columns.update({name: block[:, j] for j, name in enumerate(numbers)})
+    counts = DriftCounts(profile)
+    counts.add({name: columns[name] for name in profile["features"] if name in columns},
+               {name: out.column(name) for name in profile["predictions"] if name in out.column_names})
+    return out, counts
 
 
 def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: str,
               storage_options: dict[str, Any], chunk_rows: int, quiet: bool = False,
               workers: int | None = None, mode: str = "replace", connection: str | None = None,
               params: dict[str, Any] | None = None, monitoring: Any = None, fail_on_drift: bool = False,
-              experiment: str | None = None) -> BatchResult:
+              experiment: str | None = None, connected: Any = None) -> BatchResult:
     """Stream `source` through the model into `output_uri`; return rows, seconds and the output URI.
 
     Chunks are predicted by `workers` threads (default: one per core; scikit-learn, xgboost and
@@ -106,6 +131,8 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
     With `monitoring` enabled and a model that carries a drift profile, the same threads count the
     chunks' drift; once the output is complete the report is printed and logged, and a column past
     its alert limit raises `DriftAlert` when `fail_on_drift` or `monitoring.fail_on_alert`.
+    `connected`: a future of the MLflow connection the drift run is logged through, made while
+    the rows streamed (`mmp.inference.background`); None: already connected.
     """
     import os
     from collections import deque
@@ -114,6 +141,7 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
     from rich.console import Console
     from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
+    from mmp.inference.arrow_input import arrow_predictor
     from mmp.io.readers import iter_tables
     from mmp.io.writers import open_output
     from mmp.masking import scrub
@@ -124,6 +152,7 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
     console = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
     profile = model.drift_profile if monitoring is not None and monitoring.enabled else None
     drift = DriftCounts(profile) if profile is not None else None
+    fast = arrow_predictor(model.tabular)
     started = time.perf_counter()
     chunks = iter_tables(source, None, storage_options, chunk_rows, column_types(model), connection, params)
     columns = [TextColumn("[bold]predicting[/]"), TextColumn("{task.completed:,.0f} rows"),
@@ -147,7 +176,7 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
             for table in read_errors_as_user_errors(chunks, source):
                 if output.rows == 0 and not pending:
                     check_columns(model, table.schema, source)
-                pending.append(pool.submit(predict_and_count, model, table, profile))
+                pending.append(pool.submit(predict_and_count, model, table, profile, fast))
                 if len(pending) > workers:
                     write_oldest()
             while pending:
@@ -166,9 +195,47 @@ def run_batch(model: LoggedModel, source: str, output_uri: str, output_format: s
         if drift is None:
             console.print(unprofiled_reason(model), markup=False)
         else:
+            if connected is not None:
+                connected.result()
             result.drift = finish(model, drift, monitoring, source, experiment, console)
             fail_if_asked(result.drift, monitoring, fail_on_drift, output_uri)
     return result
+
+
+def load_model(uri: str, env: Any) -> tuple[LoggedModel, Any]:
+    """(the model at `uri`, a future of the MLflow connection or None when already connected).
+
+    For the local engine, a model whose folder is on this disk (a runs:/ URI in an embedded store)
+    is read without MLflow; MLflow is then imported, on a thread while the rows stream, only when
+    a drift run will be logged. Anything else is resolved and loaded by MLflow, as before."""
+    from mmp.io import tracking
+    from mmp.models import logged
+
+    model = None
+    if env.batch.engine != "spark":
+        from mmp.inference.model_folder import local_model_folder
+
+        folder = local_model_folder(uri, tracking.mlflow_uri(env.mlflow.tracking_uri))
+        model = logged.load_folder(uri, folder) if folder else None
+    if model is None:
+        tracking.connect(env.mlflow.tracking_uri)
+        return logged.load(uri), None
+    if env.monitoring.enabled and model.task != "timeseries" and model.info.get("drift_profile"):
+        from mmp.inference.background import in_background
+
+        return model, in_background(_ready_to_log_drift, env.mlflow.tracking_uri)
+    return model, None
+
+
+def _ready_to_log_drift(tracking_uri: str | None) -> None:
+    """What logging the drift run needs before it starts: MLflow connected, matplotlib imported."""
+    from mmp.io import tracking
+
+    tracking.connect(tracking_uri)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
 
 
 def read_errors_as_user_errors(chunks: Any, source: str) -> Any:
@@ -189,16 +256,13 @@ def batch_command(request: Any, uri: str, data: str, output: str | None, chunk_r
     `fail_on_drift`: raise `DriftAlert` (exit 3) after writing when some column's drift alerts."""
     from mmp.config.env import compose_env
     from mmp.config.request import json_object
-    from mmp.io import tracking
     from mmp.io.writers import destination, output_target
-    from mmp.models import logged
 
     if chunk_rows is not None and chunk_rows < 1:
         raise UserError(f"--chunk-rows: must be a positive number of rows, got {chunk_rows}")
     params = json_object(params_json) if params_json else None
     env = compose_env(request, prog="mmp batch-inference")
-    tracking.connect(env.mlflow.tracking_uri)
-    model = logged.load(uri)
+    model, connected = load_model(uri, env)
     if env.monitoring.enabled and (env.batch.engine == "spark" or model.task == "timeseries") and not quiet:
         print(f"drift: not computed for {'batch.engine=spark' if env.batch.engine == 'spark' else 'timeseries models'}"
               " (only the local engine counts drift, on tabular models)", file=sys.stderr)
@@ -222,5 +286,5 @@ def batch_command(request: Any, uri: str, data: str, output: str | None, chunk_r
     run_batch(model, data, output_uri, output_format, env.source.storage_options,
               chunk_rows or env.output.chunk_rows, quiet=quiet, mode=env.output.mode,
               connection=env.source.connection, params=params, monitoring=env.monitoring,
-              fail_on_drift=fail_on_drift, experiment=env.mlflow.experiment)
+              fail_on_drift=fail_on_drift, experiment=env.mlflow.experiment, connected=connected)
     return output_uri

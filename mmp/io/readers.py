@@ -146,8 +146,8 @@ def _polars_tables(path: str, fmt: str, chunk_rows: int, column_types: dict[str,
     else:
         frame = pl.scan_ndjson(path, infer_schema_length=10_000)
     for batch in frame.collect_batches(chunk_size=chunk_rows):
-        if batch.height:
-            yield batch.to_arrow()
+        if batch.height:  # polars hands a batch over in ~30 pieces a column; one piece converts in one go
+            yield batch.rechunk().to_arrow()
     problem = shape_check.result() if shape_check is not None else None
     if problem:
         raise UserError(f"-d {path}: {problem}")
@@ -163,8 +163,34 @@ def _in_thread(function: Any, *args: Any) -> Any:
 
 
 def _ragged_row_of_path(path: str) -> str | None:
+    if fields_agree(path):
+        return None
     with open(path, "rb") as f:
         return ragged_row(f)
+
+
+def fields_agree(path: str, block_size: int = 16 << 20) -> bool:
+    """True when a CSV file without quotes has, on every line, the header's number of commas,
+    counted with numpy off the GIL: ~0.25 CPU-seconds for 600 MB where parsing the file a second time
+    with pyarrow took ~1.1. False when it cannot tell (a quote anywhere: a field may then hold a
+    comma or a line break; a blank line; a short row): `ragged_row` then looks for the row. A long
+    row needs no check: polars refuses it."""
+    import numpy as np
+
+    with open(path, "rb") as f:
+        header = f.readline()
+        if b'"' in header:
+            return False
+        per_line, commas, lines, last = header.count(b","), 0, 0, b"\n"
+        while block := f.read(block_size):
+            if b'"' in block:
+                return False
+            data = np.frombuffer(block, dtype=np.uint8)
+            commas += int(np.count_nonzero(data == ord(",")))
+            lines += int(np.count_nonzero(data == ord("\n")))
+            last = block[-1:]
+    lines += last != b"\n"  # a last line without its line break
+    return commas == per_line * lines
 
 
 def ragged_row(handle: Any) -> str | None:

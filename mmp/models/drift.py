@@ -64,10 +64,12 @@ def bucket_counts(profile: dict[str, Any], values: Any) -> np.ndarray:
     """How many of `values` fall in each of the profile's buckets (the last bucket: missing)."""
     if profile["kind"] == "numeric":
         data = _floats(values)
-        missing = np.isnan(data)
-        edges = np.asarray(profile["edges"], dtype=float)
-        inner = np.bincount(np.searchsorted(edges, data[~missing], side="left"), minlength=len(edges) + 1)
-        return np.append(inner, missing.sum()).astype(np.int64)
+        missing = int(np.count_nonzero(np.isnan(data)))
+        # bucket i holds the values with i edges below them; one comparison pass per edge (~10) is
+        # ~10x cheaper than a binary search per value, and NaN compares False, so counts no edge
+        at_most = [np.count_nonzero(data <= edge) for edge in profile["edges"]]
+        inner = np.diff(np.array([0, *at_most, data.size - missing], dtype=np.int64))
+        return np.append(inner, missing).astype(np.int64)
     import pyarrow as pa
     import pyarrow.compute as pc
 

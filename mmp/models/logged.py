@@ -1,5 +1,10 @@
 """The model a run logged: find it (run id, runs:/, models:/name@alias, models:/name/3), load it
-once, and read its data interface (features, entity columns, task, classes) from its metadata."""
+once, and read its data interface (features, entity columns, task, classes) from its metadata.
+
+`load` goes through MLflow (any store, any URI). `load_folder` reads a model folder already on
+this disk (MLmodel + the pickled TabularModel) without importing MLflow: the same objects
+`mlflow.pyfunc.load_model` would unpickle, ~2-3 s sooner; the MLflow pyfunc is then loaded only
+if something asks for it (`LoggedModel.pyfunc`)."""
 
 from __future__ import annotations
 
@@ -41,23 +46,36 @@ class LoggedModel:
     task: str | None
     classes: list | None
     info: dict[str, Any]
+    folder: "ModelFolder | None" = None  # set by `load_folder`: the files, read without MLflow
 
     @property
     def run_id(self) -> str | None:
-        return self.pyfunc.metadata.run_id
+        return self.folder.run_id if self.folder is not None else self.pyfunc.metadata.run_id
 
     @property
     def drift_profile(self) -> dict[str, Any] | None:
         """The training split's drift profile (mmp.models.drift) logged with the model; None for a
         model logged without one (monitoring off, a timeseries or causal model, an older mmp)."""
         if "_drift_profile" not in self.__dict__:
-            self.__dict__["_drift_profile"] = _read_profile(self.pyfunc) if self.info.get("drift_profile") else None
+            profile = None
+            if self.info.get("drift_profile"):
+                profile = _read_json(self.folder.profile) if self.folder is not None else _read_profile(self.pyfunc)
+            self.__dict__["_drift_profile"] = profile
         return self.__dict__["_drift_profile"]
+
+    @property
+    def tabular(self) -> Any:
+        """mmp's own model object (a TabularModel or kin, with `predict_frame`), or None for a pyfunc
+        logged by something else."""
+        if self.folder is not None:
+            return self.folder.model
+        inner = getattr(_python_model(self.pyfunc), "model", None)
+        return inner if inner is not None and hasattr(inner, "predict_frame") else None
 
     def predict(self, frame: Any) -> Any:
         """Prediction columns for a pandas frame: mmp's model directly, any other pyfunc through MLflow."""
-        inner = getattr(_python_model(self.pyfunc), "model", None)
-        if inner is not None and hasattr(inner, "predict_frame"):
+        inner = self.tabular
+        if inner is not None:
             return inner.predict_frame(frame)
         import pandas as pd
 
@@ -74,10 +92,13 @@ def _python_model(pyfunc: Any) -> Any:
 
 def _read_profile(pyfunc: Any) -> dict[str, Any] | None:
     """The drift profile from the loaded model's local copy of its artifacts."""
+    context = getattr(getattr(pyfunc, "_model_impl", None), "context", None)
+    return _read_json((getattr(context, "artifacts", None) or {}).get(DRIFT_ARTIFACT))
+
+
+def _read_json(path: str | None) -> dict[str, Any] | None:
     import json
 
-    context = getattr(getattr(pyfunc, "_model_impl", None), "context", None)
-    path = (getattr(context, "artifacts", None) or {}).get(DRIFT_ARTIFACT)
     if not path or not os.path.exists(path):
         return None
     with open(path) as f:
@@ -106,6 +127,74 @@ def load(uri: str) -> LoggedModel:
         entity_columns=list(meta.get("entity_columns") or []), task=meta.get("task"), classes=meta.get("classes"),
         info=meta,
     )
+
+
+@dataclass
+class ModelFolder:
+    """A logged model's folder on this disk, read without MLflow."""
+
+    path: str
+    run_id: str | None
+    model: Any  # the unpickled TabularModel (or kin)
+    profile: str | None  # the drift profile's file, when the model carries one
+
+
+class _PyfuncOnDemand:
+    """`mlflow.pyfunc.load_model(folder)`, done the first time an attribute is asked for."""
+
+    def __init__(self, path: str):
+        self._path, self._loaded = path, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._loaded is None:
+            import mlflow
+
+            self._loaded = mlflow.pyfunc.load_model(self._path)
+        return getattr(self._loaded, name)
+
+
+def load_folder(uri: str, path: str) -> LoggedModel | None:
+    """The model in the local folder `path` (what `uri` resolved to) when mmp logged it as a pyfunc
+    with no code of its own to import (`code: null`); None for any other model, which `load` reads."""
+    import yaml
+
+    from mmp.models.tabular import MODEL_ARTIFACT
+
+    mlmodel = os.path.join(path, "MLmodel")
+    if not os.path.isfile(mlmodel):
+        return None
+    with open(mlmodel) as f:
+        meta = yaml.safe_load(f) or {}
+    flavor = (meta.get("flavors") or {}).get("python_function") or {}
+    artifacts = flavor.get("artifacts") or {}
+    mmp = (meta.get("metadata") or {}).get("mmp") or {}
+    pickled = (artifacts.get(MODEL_ARTIFACT) or {}).get("path")
+    if (flavor.get("loader_module") != "mlflow.pyfunc.model" or flavor.get("code") or not pickled or not mmp
+            or not os.path.isfile(os.path.join(path, pickled))):
+        return None
+    import cloudpickle
+
+    with open(os.path.join(path, pickled), "rb") as f:
+        model = cloudpickle.load(f)
+    if not hasattr(model, "predict_frame"):
+        return None
+    profile = (artifacts.get(DRIFT_ARTIFACT) or {}).get("path")
+    features = mmp.get("features") or [c["name"] for c in _signature_inputs(meta)]
+    return LoggedModel(
+        uri=uri, pyfunc=_PyfuncOnDemand(path), features=list(features), numeric=list(mmp.get("numeric") or []),
+        entity_columns=list(mmp.get("entity_columns") or []), task=mmp.get("task"), classes=mmp.get("classes"),
+        info=mmp, folder=ModelFolder(path, meta.get("run_id"), model, os.path.join(path, profile) if profile else None),
+    )
+
+
+def _signature_inputs(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    import json
+
+    inputs = (meta.get("signature") or {}).get("inputs")
+    try:
+        return [c for c in json.loads(inputs) if "name" in c] if inputs else []
+    except (TypeError, ValueError):
+        return []
 
 
 def _first_line(exc: BaseException) -> str:

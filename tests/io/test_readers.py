@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from mmp.io.readers import ragged_row
 from tests.conftest import clean_env, run_mmp
 
 
@@ -27,6 +28,41 @@ def test_ragged_rows_are_found_and_named_by_line(text, expected):
 
     found = ragged_row(io.BytesIO(text))
     assert (found is None) if expected is None else found.startswith(expected)
+
+
+@pytest.mark.parametrize("text, agree", [
+    (b"a,b,c\n1,2,3\n4,5,6\n", True),
+    (b"a,b,c\n1,2,3\n4,5,6", True),  # no line break after the last row
+    (b"a,b,c\n", True),
+    (b"a,b,c\n1,2,3\n4,5\n", False),
+    (b"a,b,c\r\n1,2,3\r\n4,,\r\n", True),  # empty fields are values, not missing fields
+    (b'a,b,c\n"x,y",2,3\n', False),  # quotes: only a parser can tell
+    (b"a,b,c\n1,2,3\n\n4,5,6\n", False),  # a blank line: the parser skips it, the count cannot
+])
+def test_counting_commas_vouches_only_for_files_a_parser_would_accept(tmp_path, text, agree):
+    from mmp.io.readers import _ragged_row_of_path, fields_agree
+
+    path = tmp_path / "data.csv"
+    path.write_bytes(text)
+    assert fields_agree(str(path), block_size=4) is agree  # tiny blocks: lines cut across blocks
+    if agree:
+        with open(path, "rb") as f:
+            assert ragged_row(f) is None  # what the full parse would have said
+    elif b"4,5\n" in text:
+        assert _ragged_row_of_path(str(path)).startswith("line 3 has 2 fields")
+
+
+def test_a_short_row_hidden_by_a_long_one_is_still_refused(tmp_path):
+    """The counts add up (2 + 4 fields = 2 x 3), but the reader refuses the long row itself."""
+    import polars as pl
+
+    from mmp.io.readers import fields_agree, iter_tables
+
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"a,b,c\n1,2,3\n4,5\n6,7,8,9\n")
+    assert fields_agree(str(path))
+    with pytest.raises(pl.exceptions.ComputeError):
+        list(iter_tables(str(path), chunk_rows=10))
 
 
 def test_training_on_a_truncated_line_exits_2_naming_it(project, mmp):
