@@ -1,5 +1,6 @@
 """`mmp serve-api`: put the run's MLflow model into the BentoML model store and start the
-BentoML service on it (`bentoml serve mmp.serving.service:MmpService`), which then owns the process."""
+BentoML service on it (what `bentoml serve mmp.serving.service:MmpService` does: mmp.serving.supervisor),
+which then owns the process."""
 
 from __future__ import annotations
 
@@ -247,7 +248,8 @@ def serve(env: EnvSpec, uri: str, host: str | None, port: int | None, workers: i
         import mlflow
 
         environment["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
-    argv = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", settings.host, "--port", str(settings.port),
-            "--timeout-graceful-shutdown", str(max(1, int(settings.grace_period_s)))]
+    # What `bentoml serve SERVICE --host H --port P --timeout-graceful-shutdown G` runs, without its command line.
+    argv = [sys.executable, "-m", "mmp.serving.supervisor", settings.host, str(settings.port),
+            str(max(1, int(settings.grace_period_s)))]
     sys.stdout.flush()
     os.execve(sys.executable, argv, environment)
