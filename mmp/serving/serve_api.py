@@ -14,8 +14,8 @@ from typing import Any
 from mmp import __version__
 from mmp.config.spec import EnvSpec, ServingSpec
 from mmp.errors import UserError
+from mmp.serving.supervisor import SERVICE
 
-SERVICE = "mmp.serving.service:MmpService"
 RUN_MODEL = re.compile(r"runs:/([0-9a-zA-Z]+)/([^/]+)/?")  # runs:/<run id>/<model name>
 
 
@@ -102,6 +102,9 @@ def bento_tag(details: dict[str, Any]) -> str:
     return f"{name}:{version}"
 
 
+MLFLOW_MODEL_FOLDER = "mlflow_model"  # where bentoml.mlflow keeps the MLflow model inside a BentoML model
+
+
 def import_model(details: dict[str, Any], model_dir: str | None = None) -> tuple[str, bool]:
     """Import the model into the BentoML store under `bento_tag`; (tag, whether it was new). A local
     `model_dir` is copied in as `bentoml.mlflow.import_model` would download it, without MLflow."""
@@ -134,9 +137,6 @@ def import_model(details: dict[str, Any], model_dir: str | None = None) -> tuple
     return tag, True
 
 
-MLFLOW_MODEL_FOLDER = "mlflow_model"  # where bentoml.mlflow keeps the MLflow model inside a BentoML model
-
-
 def stored_run_model(uri: str) -> tuple[str, dict[str, Any]] | None:
     """(tag, details) of a `runs:/<id>/model` already in the BentoML store. A run's model never
     changes, so a restart skips MLflow altogether; `models:/name@alias` is always resolved. Read
@@ -147,7 +147,7 @@ def stored_run_model(uri: str) -> tuple[str, dict[str, Any]] | None:
         return None
     from pathlib import Path
 
-    home = Path(os.path.expandvars(os.path.expanduser(os.environ.get("BENTOML_HOME") or "~/bentoml")))
+    home = Path(os.path.expandvars(os.path.expanduser(os.environ.get("BENTOML_HOME", "~/bentoml"))))  # as BentoML
     for path in sorted((home / "models").glob(f"*/{match.group(1).lower()}/model.yaml")):
         try:
             info = _read_yaml(path)
