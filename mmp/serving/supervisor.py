@@ -1,7 +1,7 @@
 """`python -m mmp.serving.supervisor HOST PORT GRACE_S`: BentoML's supervisor (arbiter) for mmp's
 service, as `bentoml serve mmp.serving.service:MmpService --host HOST --port PORT
 --timeout-graceful-shutdown GRACE_S` starts it, without importing BentoML's command line first (its
-command tree and cloud client: ~0.1 s of CPU and 3 MiB of every start).
+command tree and cloud client: ~0.05 s of CPU and 3 MiB of every start).
 
 The supervisor binds the port, starts the workers (each imports mmp.serving.service) and restarts
 one that dies; `mmp serve-api` replaces itself with this process, so it receives the signals.
