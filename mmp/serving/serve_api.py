@@ -1,5 +1,6 @@
 """`mmp serve-api`: put the run's MLflow model into the BentoML model store and start the
-BentoML service on it (`bentoml serve mmp.serving.service:MmpService`), which then owns the process."""
+BentoML service on it (what `bentoml serve mmp.serving.service:MmpService` does: mmp.serving.supervisor),
+which then owns the process."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from typing import Any
 from mmp import __version__
 from mmp.config.spec import EnvSpec, ServingSpec
 from mmp.errors import UserError
+from mmp.serving.supervisor import SERVICE
 
-SERVICE = "mmp.serving.service:MmpService"
+RUN_MODEL = re.compile(r"runs:/([0-9a-zA-Z]+)/([^/]+)/?")  # runs:/<run id>/<model name>
 
 
 def say(step: int, total: int, text: str, started: float | None = None) -> None:
@@ -32,18 +34,51 @@ def resolve(uri: str) -> dict[str, Any]:
     except (MlflowException, OSError) as exc:
         raise UserError(f"no such model: {uri} ({str(exc).strip().splitlines()[0]}) "
                         f"at tracking URI {mlflow.get_tracking_uri()}") from exc
-    meta = (info.metadata or {}).get("mmp") or {}
-    run_id = info.run_id
+    run = mlflow.MlflowClient().get_run(info.run_id).data if info.run_id else None
+    details = describe(uri, info.metadata, info.run_id, run.params if run else None,
+                       run.metrics if run else None, run.tags if run else None)
+    details.update(registered_version(uri))
+    return details
+
+
+def describe(uri: str, metadata: dict | None, run_id: str | None, params: dict | None, metrics: dict | None,
+             tags: dict | None) -> dict[str, Any]:
+    """The model's details from its MLmodel metadata and (when it has one) its run's params, metrics and tags."""
+    meta = (metadata or {}).get("mmp") or {}
     details: dict[str, Any] = {"model_uri": uri, "run_id": run_id, "name": meta.get("name") or "model",
                                "recipe": meta.get("recipe"), "task": meta.get("task"), "classes": meta.get("classes"),
                                "entity_columns": meta.get("entity_columns", []), "mmp_version": __version__}
     if run_id:
-        run = mlflow.MlflowClient().get_run(run_id)
-        details.update(params=run.data.params, metrics=run.data.metrics,
-                       recipe=run.data.tags.get("mmp.recipe", details["recipe"]), env=run.data.tags.get("mmp.env"),
-                       training_environment=run.data.tags.get("mmp.environment"))
-    details.update(registered_version(uri))
+        tags = tags or {}
+        details.update(params=params or {}, metrics=metrics or {}, recipe=tags.get("mmp.recipe", details["recipe"]),
+                       env=tags.get("mmp.env"), training_environment=tags.get("mmp.environment"))
     return details
+
+
+def resolve_locally(uri: str, tracking_uri: str) -> tuple[dict[str, Any], str] | None:
+    """(details, local model folder) of a `runs:/<id>/<name>` model in the embedded SQLite store, read
+    without MLflow (mmp.io.run_store); None when MLflow has to answer (any other store or URI)."""
+    match = RUN_MODEL.fullmatch(uri)
+    if not match:
+        return None
+    from mmp.io.run_store import read_run_model
+
+    stored = read_run_model(tracking_uri, *match.groups())
+    if stored is None:
+        return None
+    mlmodel = _read_yaml(stored.model_dir / "MLmodel")
+    if "python_function" not in (mlmodel.get("flavors") or {}):
+        return None  # not a pyfunc: MLflow's import says so
+    details = describe(uri, mlmodel.get("metadata"), mlmodel.get("run_id"), stored.params, stored.metrics,
+                       stored.tags)
+    return details, str(stored.model_dir)
+
+
+def _read_yaml(path: Any) -> dict[str, Any]:
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
 
 
 def registered_version(uri: str) -> dict[str, Any]:
@@ -67,8 +102,12 @@ def bento_tag(details: dict[str, Any]) -> str:
     return f"{name}:{version}"
 
 
-def import_model(details: dict[str, Any]) -> tuple[str, bool]:
-    """Import the model into the BentoML store under `bento_tag`; (tag, whether it was new)."""
+MLFLOW_MODEL_FOLDER = "mlflow_model"  # where bentoml.mlflow keeps the MLflow model inside a BentoML model
+
+
+def import_model(details: dict[str, Any], model_dir: str | None = None) -> tuple[str, bool]:
+    """Import the model into the BentoML store under `bento_tag`; (tag, whether it was new). A local
+    `model_dir` is copied in as `bentoml.mlflow.import_model` would download it, without MLflow."""
     import bentoml
     from bentoml.exceptions import NotFound
 
@@ -78,26 +117,46 @@ def import_model(details: dict[str, Any]) -> tuple[str, bool]:
         return tag, False
     except NotFound:
         pass
-    bentoml.mlflow.import_model(
-        tag, details["model_uri"],
-        labels={"run_id": details["run_id"] or "", "recipe": str(details.get("recipe") or ""), "source": "mmp"},
-        metadata={"mmp_info": json.dumps(details, default=str)},
-    )
+    labels = {"run_id": details["run_id"] or "", "recipe": str(details.get("recipe") or ""), "source": "mmp"}
+    metadata = {"mmp_info": json.dumps(details, default=str)}
+    if model_dir is None:
+        bentoml.mlflow.import_model(tag, details["model_uri"], labels=labels, metadata=metadata)
+        return tag, True
+    import shutil
+    from importlib.metadata import version
+
+    # What bentoml.mlflow.import_model writes: the same module, signature and context, the model in mlflow_model/.
+    context = bentoml.models.ModelContext(framework_name="mlflow", framework_versions={"mlflow": version("mlflow")})
+    with bentoml.models.create(tag, module="bentoml.mlflow", api_version="v1", signatures={"predict": {"batchable": False}},
+                               labels=labels, metadata=metadata, context=context) as model:
+        target = model.path_of(MLFLOW_MODEL_FOLDER)
+        shutil.copytree(model_dir, target)
+        # MLflow's download of a logged model (models:/<model id>) adds this file; so does this copy.
+        with open(os.path.join(target, "registered_model_meta"), "w", encoding="utf-8") as f:
+            f.write("model_name: null\nmodel_version: null\n")
     return tag, True
 
 
 def stored_run_model(uri: str) -> tuple[str, dict[str, Any]] | None:
     """(tag, details) of a `runs:/<id>/model` already in the BentoML store. A run's model never
-    changes, so a restart can skip MLflow altogether; `models:/name@alias` is always resolved."""
+    changes, so a restart skips MLflow altogether; `models:/name@alias` is always resolved. Read
+    from the store's files (`$BENTOML_HOME/models/<name>/<run id>/model.yaml`): importing BentoML
+    here would cost more than the rest of the lookup."""
     match = re.fullmatch(r"runs:/([0-9a-zA-Z]+)/model", uri)
     if not match:
         return None
-    import bentoml
+    from pathlib import Path
 
-    for model in bentoml.models.list():
-        labels = model.info.labels or {}
+    home = Path(os.path.expandvars(os.path.expanduser(os.environ.get("BENTOML_HOME", "~/bentoml"))))  # as BentoML
+    for path in sorted((home / "models").glob(f"*/{match.group(1).lower()}/model.yaml")):
+        try:
+            info = _read_yaml(path)
+        except (OSError, ValueError):  # a half-written or foreign entry: not ours to serve
+            continue
+        labels = info.get("labels") or {}
         if labels.get("source") == "mmp" and labels.get("run_id") == match.group(1):
-            return str(model.tag), json.loads(model.info.metadata.get("mmp_info", "{}"))
+            details = json.loads((info.get("metadata") or {}).get("mmp_info") or "{}")
+            return f"{info['name']}:{info['version']}", details
     return None
 
 
@@ -112,11 +171,15 @@ def prepare(env: EnvSpec, uri: str, total: int = 3) -> tuple[str, dict[str, Any]
         say(1, total, f"model {uri}: run {details.get('run_id')}, recipe {details.get('recipe')}", started)
         say(2, total, f"BentoML model store: {tag} (already there)")
         return tag, details
-    tracking.connect(env.mlflow.tracking_uri)
-    details = resolve(uri)
+    local = resolve_locally(uri, tracking.mlflow_uri(env.mlflow.tracking_uri))
+    if local is None:
+        tracking.connect(env.mlflow.tracking_uri)
+        details, model_dir = resolve(uri), None
+    else:
+        details, model_dir = local
     say(1, total, f"model {uri}: run {details['run_id']}, recipe {details.get('recipe')}", started)
     started = time.perf_counter()
-    tag, new = import_model(details)
+    tag, new = import_model(details, model_dir)
     say(2, total, f"BentoML model store: {tag} ({'imported' if new else 'already there'})", started)
     return tag, details
 
@@ -185,7 +248,8 @@ def serve(env: EnvSpec, uri: str, host: str | None, port: int | None, workers: i
         import mlflow
 
         environment["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
-    argv = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", settings.host, "--port", str(settings.port),
-            "--timeout-graceful-shutdown", str(max(1, int(settings.grace_period_s)))]
+    # What `bentoml serve SERVICE --host H --port P --timeout-graceful-shutdown G` runs, without its command line.
+    argv = [sys.executable, "-m", "mmp.serving.supervisor", settings.host, str(settings.port),
+            str(max(1, int(settings.grace_period_s)))]
     sys.stdout.flush()
     os.execve(sys.executable, argv, environment)

@@ -34,6 +34,14 @@ def _state() -> ServingState:
                         drain=Drain(), monitoring=MONITORING)
 
 
+def _in_worker() -> bool:
+    """Whether this process is a serving worker (BentoML numbers them before importing the service),
+    not the `bentoml serve` supervisor or `mmp build`, which import this module only to read it."""
+    from bentoml._internal.context import server_context
+
+    return server_context.worker_index is not None
+
+
 STATE = _state()
 logging.getLogger("mmp").setLevel(SETTINGS.get("log_level", "info").upper())
 if not logging.getLogger("mmp").handlers:
@@ -41,6 +49,11 @@ if not logging.getLogger("mmp").handlers:
     handler.setFormatter(logging.Formatter("%(message)s"))
     logging.getLogger("mmp").addHandler(handler)
     logging.getLogger("mmp").propagate = False
+
+# A worker starts unpickling the model now, while BentoML builds the app and uvicorn starts, not after.
+_LOADING = threading.Thread(target=STATE.load, name="mmp-model-load", daemon=True)
+if _in_worker():
+    _LOADING.start()
 
 _cors = SETTINGS.get("cors", {})
 
@@ -61,7 +74,8 @@ class MmpService:
         # BentoML builds the service at ASGI startup, on the main thread, after uvicorn set its
         # SIGTERM handler: the drain goes in front of it (mmp.serving.drain says why).
         STATE.drain.install()
-        threading.Thread(target=STATE.load, name="mmp-model-load", daemon=True).start()
+        if not _LOADING.is_alive() and not STATE.loaded.is_set():  # served some other way than as a worker
+            _LOADING.start()
         from mmp.serving.follow import start_follower
 
         start_follower(STATE, float(SETTINGS.get("follow_alias_s") or 0))  # models:/NAME@ALIAS: swap to new versions
