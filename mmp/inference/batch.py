@@ -213,7 +213,7 @@ def load_model(uri: str, env: Any) -> tuple[LoggedModel, Any]:
 
     model = None
     if env.batch.engine != "spark":
-        from mmp.inference.model_folder import local_model_folder
+        from mmp.io.run_store import local_model_folder
 
         folder = local_model_folder(uri, tracking.mlflow_uri(env.mlflow.tracking_uri))
         model = logged.load_folder(uri, folder) if folder else None

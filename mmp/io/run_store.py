@@ -10,6 +10,7 @@ does not know) gives None, and the caller asks MLflow, which also words the erro
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,17 @@ class StoredRun:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+
+
+RUNS_URI = re.compile(r"runs:/(?P<run_id>[0-9a-zA-Z]+)/(?P<name>[^/]+)/?")  # runs:/<run id>/<model name>
+
+
+def local_model_folder(uri: str, tracking_uri: str) -> str | None:
+    """The folder on this disk holding the model at `uri` (runs:/<run_id>/<name>) when `read_run_model`
+    can read it; else None (MLflow resolves the URI as it always did)."""
+    match = RUNS_URI.fullmatch(uri)
+    stored = read_run_model(tracking_uri, match["run_id"], match["name"]) if match else None
+    return str(stored.model_dir) if stored else None
 
 
 def read_run_model(tracking_uri: str, run_id: str, name: str) -> StoredRun | None:

@@ -16,7 +16,6 @@ from mmp.config.spec import EnvSpec, ServingSpec
 from mmp.errors import UserError
 from mmp.serving.supervisor import SERVICE
 
-RUN_MODEL = re.compile(r"runs:/([0-9a-zA-Z]+)/([^/]+)/?")  # runs:/<run id>/<model name>
 
 
 def say(step: int, total: int, text: str, started: float | None = None) -> None:
@@ -58,11 +57,11 @@ def describe(uri: str, metadata: dict | None, run_id: str | None, params: dict |
 def resolve_locally(uri: str, tracking_uri: str) -> tuple[dict[str, Any], str] | None:
     """(details, local model folder) of a `runs:/<id>/<name>` model in the embedded SQLite store, read
     without MLflow (mmp.io.run_store); None when MLflow has to answer (any other store or URI)."""
-    match = RUN_MODEL.fullmatch(uri)
+    from mmp.io.run_store import RUNS_URI, read_run_model
+
+    match = RUNS_URI.fullmatch(uri)
     if not match:
         return None
-    from mmp.io.run_store import read_run_model
-
     stored = read_run_model(tracking_uri, *match.groups())
     if stored is None:
         return None

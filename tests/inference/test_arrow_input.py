@@ -78,7 +78,7 @@ def test_arrow_chunks_predict_exactly_what_the_logged_pyfunc_predicts(workspace,
 
     from mmp.inference.arrow_input import arrow_predictor, model_frame
     from mmp.inference.batch import predict_table
-    from mmp.inference.model_folder import local_model_folder
+    from mmp.io.run_store import local_model_folder
     from mmp.models.logged import load_folder
 
     run_id, store = mixed
@@ -109,7 +109,7 @@ def test_drift_counted_from_the_model_block_equals_counting_the_arrow_columns(mi
     from mmp.inference.arrow_input import arrow_predictor
     from mmp.inference.batch import predict_and_count
     from mmp.inference.drift_report import count_chunk
-    from mmp.inference.model_folder import local_model_folder
+    from mmp.io.run_store import local_model_folder
     from mmp.models.logged import load_folder
 
     run_id, store = mixed
@@ -127,7 +127,7 @@ def test_drift_counted_from_the_model_block_equals_counting_the_arrow_columns(mi
 def test_runs_uris_resolve_to_the_folder_mlflow_loads_and_anything_else_to_mlflow(workspace, mixed):
     import mlflow
 
-    from mmp.inference.model_folder import local_model_folder
+    from mmp.io.run_store import local_model_folder
 
     run_id, store = mixed
     folder = local_model_folder(f"runs:/{run_id}/model", store)
