@@ -59,6 +59,10 @@ COPY --chown=10001:10001 conf/ conf/
 COPY --chown=10001:10001 recipes/ recipes/
 COPY --chown=10001:10001 data/ data/
 USER 10001:10001
+# Recipe checks read each model class's parameters from a cache (mmp.config.facts_cache, in
+# ~/.cache/mmp) that the first compile fills: filled here, a pod's first `mmp compile` imports no
+# scikit-learn either.
+RUN for recipe in recipes/*.yaml; do mmp compile "recipe=$(basename "$recipe" .yaml)" > /dev/null; done
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]

@@ -94,6 +94,14 @@ def test_image_content_installs_and_runs_from_an_app_folder(tmp_path):
     env = clean_env(MMP_CONF_DIR=str(app / "conf"), MMP_RECIPES_DIR=str(app / "recipes"), BENTOML_DO_NOT_TRACK="true")
     mmp = str(venv / "bin" / "mmp")
     assert subprocess.run([mmp, "--help"], cwd=app, env=env, capture_output=True).returncode == 0
+    # the runtime stage's own RUN lines as its user would run them (adding a user needs root: not here)
+    cache = tmp_path / "cache"
+    for stage, keyword, command in dockerfile_instructions():
+        if stage == "runtime" and keyword == "RUN" and "useradd" not in command:
+            ran = subprocess.run(["sh", "-c", command], cwd=app, capture_output=True, text=True, timeout=300,
+                                 env={**env, "PATH": path, "EXTRAS": extras, "MMP_CACHE_DIR": str(cache)})
+            assert ran.returncode == 0, f"{command}\n{ran.stdout[-2000:]}{ran.stderr[-3000:]}"
+    assert list(cache.glob("*.json")), "the image's compile step left no class facts cache"
     compiled = subprocess.run([mmp, "compile", "-r", str(app / "recipes" / "model.yaml"), "-c", str(app / "conf" / "env" / "prod.yaml")],
                               cwd=app, env=env, capture_output=True, text=True)
     assert compiled.returncode == 0, compiled.stderr
