@@ -142,8 +142,12 @@ def _serve(jobs: int, results: int, folder: str) -> int:
     except Exception:  # an exception that does not pickle: its type, message and where
         text = "".join(traceback.format_exception(answer[1])).rstrip()
         data = pickle.dumps(("error", RuntimeError(f"the plot worker failed:\n{text}")))
-    with os.fdopen(results, "wb") as pipe:
-        pipe.write(data)
+    try:
+        with os.fdopen(results, "wb") as pipe:
+            pipe.write(data)
+    except OSError:  # the parent is gone (killed): nobody will upload or remove the PNGs
+        shutil.rmtree(folder, ignore_errors=True)
+        return 1
     return 0
 
 
