@@ -128,7 +128,8 @@ def _serve(jobs: int, results: int, folder: str) -> int:
 
     _preload()
     reader.join()
-    if not received or not received[0]:  # the parent closed the worker without a job
+    if not received or not received[0]:  # no job: the parent closed the worker, or was killed
+        shutil.rmtree(folder, ignore_errors=True)
         return 0
     try:
         args, kwargs = pickle.loads(received[0])

@@ -99,3 +99,27 @@ def test_mlflow_s_requirement_check_is_skipped_only_while_saving_mmp_s_pins():
         assert mlflow.pyfunc.warn_dependency_requirement_mismatches is not checks[1]
         environment.warn_dependency_requirement_mismatches(["no-such-package==1.0"])  # would have scanned and warned
     assert (environment.warn_dependency_requirement_mismatches, mlflow.pyfunc.warn_dependency_requirement_mismatches) == checks
+
+
+def test_a_worker_whose_parent_is_killed_removes_its_folder_and_leaves(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    code = ("import os, signal\nfrom mmp.training.plot_worker import PlotWorker\nw = PlotWorker.start()\n"
+            "print(w.folder, w.pid, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    folder, pid = proc.stdout.split()
+
+    def running() -> bool:  # a zombie (an init that does not reap) has left too
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 60
+    while (os.path.exists(folder) or running()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(folder) and not running()
