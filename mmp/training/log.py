@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 from mmp import __version__
 from mmp.config.spec import RECIPE_KEYS, RunSpec
-from mmp.models.drift import PROFILE_FILE
 from mmp.models.logged import DRIFT_ARTIFACT, MODEL_NAME
 from mmp.training.pipeline import TrainState
 
@@ -118,7 +117,8 @@ def log_pyfunc(state: TrainState, model: Any, example: Any, parts: list, metadat
     from mlflow.models import infer_signature
 
     from mmp.models import mlflow_model, tabular
-    from mmp.models.requirements import pins_trusted, pip_requirements
+    from mmp.models.drift import PROFILE_FILE  # here, not at the top: drift needs numpy, `mmp compile` does not
+    from mmp.models.requirements import pip_requirements
 
     pipeline, spec = state.pipeline, state.pipeline.spec
     with warnings.catch_warnings():  # integer outputs (cluster ids, labels) never hold missing values
@@ -138,6 +138,8 @@ def log_pyfunc(state: TrainState, model: Any, example: Any, parts: list, metadat
                 with open(artifacts[DRIFT_ARTIFACT], "w") as f:
                     json.dump(drift_profile, f)
                 metadata = {**metadata, "drift_profile": f"artifacts/{PROFILE_FILE}"}
+            from mmp.models.requirements import pins_trusted
+
             with pins_trusted():
                 mlflow.pyfunc.log_model(
                     name=MODEL_NAME,
