@@ -1,10 +1,11 @@
 """Benchmark: `mmp train` wall time vs a hand-written script doing the same fit + mlflow.sklearn.log_model.
 
 Both run as fresh processes (imports included, as a user pays them) on the same data, against
-the same kind of store (SQLite + local artifacts in a temporary folder); median of N runs each,
-interleaved so that machine noise hits both alike.
+the same kind of store (SQLite + local artifacts in a temporary folder); median of N >= 5 runs each,
+alternating (who goes first rotates) so that machine noise hits all alike. `--baseline /path/to/main`
+also times another checkout's `mmp train` in the same rounds (before/after a change).
 
-    python scripts/bench_train.py [--runs 5] [--recipe model]
+    python scripts/bench_train.py [--runs 5] [--recipe model] [--baseline PATH] [--no-inferred]
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import REPO, copy_project  # noqa: E402
+from benchlib import REPO, copy_project, import_seconds  # noqa: E402
 
 # What a user writes by hand for recipes/model.yaml: the same split, preprocessing, model and logging.
 HAND_WRITTEN = """
@@ -58,17 +59,27 @@ with mlflow.start_run():
 """
 
 
-def timed(command: list[str], cwd: Path) -> float:
+def timed(command: list[str], cwd: Path, pythonpath: str | None = None) -> float:
+    import os
+
+    env = dict(os.environ)
+    if pythonpath is not None:  # which mmp tree `-m mmp` imports
+        env["PYTHONPATH"] = pythonpath
     start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True, env=env)
     return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5, help="fresh processes per command (at least 5)")
     parser.add_argument("--recipe", default="model")
+    parser.add_argument("--baseline", metavar="PATH",
+                        help="another checkout of mmp (e.g. main) to time alongside, alternating with this one")
+    parser.add_argument("--no-inferred", action="store_true",
+                        help="skip the hand-written script with inferred requirements (the slow, unfair peer)")
     args = parser.parse_args()
+    runs = max(args.runs, 5)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -76,18 +87,25 @@ def main() -> None:
         store = work / "mlruns"
         uri = f"sqlite:///{store / 'mlflow.db'}"
         mmp = [sys.executable, "-m", "mmp", "train", f"recipe={args.recipe}", "-q", f"mlflow.tracking_uri={store}"]
-        naive = [sys.executable, "-c", HAND_WRITTEN, uri, "naive"]
-        pinned = [sys.executable, "-c", HAND_WRITTEN, uri, "pinned"]
-        for command in (mmp, naive):  # warm-up: create the store and fill the OS file cache
-            timed(command, work)
-        times: dict[str, list[float]] = {"mmp train": [], "hand-written (inferred requirements)": [],
-                                         "hand-written (explicit requirements)": []}
-        for _ in range(args.runs):
-            for label, command in zip(times, (mmp, naive, pinned)):
-                times[label].append(timed(command, work))
+        # (label, command, PYTHONPATH or None for the inherited one)
+        commands: list[tuple[str, list[str], str | None]] = [("mmp train", mmp, str(REPO))]
+        if args.baseline:
+            commands.append((f"mmp train ({Path(args.baseline).name})", mmp, str(Path(args.baseline).resolve())))
+        if not args.no_inferred:
+            commands.append(("hand-written (inferred requirements)", [sys.executable, "-c", HAND_WRITTEN, uri, "naive"], None))
+        commands.append(("hand-written (explicit requirements)", [sys.executable, "-c", HAND_WRITTEN, uri, "pinned"], None))
+        for _, command, path in commands:  # warm-up: create the store and fill the OS file cache
+            timed(command, work, path)
+        times: dict[str, list[float]] = {label: [] for label, _, _ in commands}
+        for i in range(runs):  # alternate, and rotate who goes first, so that load drifts hit all alike
+            order = commands[i % len(commands):] + commands[:i % len(commands)]
+            for label, command, path in order:
+                times[label].append(timed(command, work, path))
 
+    reference = import_seconds()
     base = statistics.median(times["mmp train"])
-    print(f"recipe {args.recipe}, median of {args.runs} fresh processes each ({sys.platform}, python {sys.version.split()[0]})")
+    print(f"recipe {args.recipe}, median of {runs} alternating fresh processes each ({sys.platform}, "
+          f"python {sys.version.split()[0]}); machine reference: import mlflow {reference:.2f} s")
     for label, values in times.items():
         median = statistics.median(values)
         ratio = "" if label == "mmp train" else f"   mmp/this = {base / median:.2f}"

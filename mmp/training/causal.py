@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from mmp.config.causal_checks import BASE_ROLES, DEFAULT_BASE, FIXED_PARAMS, MIN_ARM_ROWS, is_base_spec
 from mmp.config.spec import RunSpec
@@ -292,6 +292,8 @@ class CausalEvaluate:
 @dataclass
 class CausalLog(Log):
     """Params, metrics, config; uplift, Qini and effect-by-decile plots (test); the model (pyfunc)."""
+
+    draws_plots: ClassVar[bool] = False  # its plots are drawn here, not by a plot worker
 
     def describe(self) -> str:
         return super().describe().replace("plots", "uplift/Qini/effect-by-decile plots")

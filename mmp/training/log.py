@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from mmp import __version__
 from mmp.config.spec import RECIPE_KEYS, RunSpec
@@ -28,6 +28,7 @@ class Log:
     experiment: str
     name: str = "log"
     opens_run: bool = True
+    draws_plots: ClassVar[bool] = True  # the pipeline starts a plot worker for it (mmp.training.plot_worker)
 
     def describe(self) -> str:
         from mmp.masking import scrub
@@ -36,18 +37,24 @@ class Log:
                 "params, metrics, tags, model (pyfunc), resolved config, plots")
 
     def run(self, state: TrainState) -> str:
+        import tempfile
+
         import mlflow
 
-        from mmp.training import plots
+        from mmp.training import plot_worker, plots
 
-        log_record(state)
         report = "test" if "test" in state.predictions else next(iter(state.predictions))
-        for name, figure in plots.figures(self.spec.task, state.model, state.inputs[report], state.targets.get(report),
-                                          state.predictions[report], state.classes,
-                                          uncalibrated=state.uncalibrated_predictions.get(report)):
-            mlflow.log_figure(figure, f"plots/{name}.png")
-            plots.close(figure)
+        drawn = (self.spec.task, state.targets.get(report), state.predictions[report], state.classes)
+        options = {"uncalibrated": state.uncalibrated_predictions.get(report),
+                   "importance": plots.feature_importance(state.model)}
+        worker = state.plot_worker
+        if worker is not None:
+            worker.submit(*drawn, **options)  # it draws while this process logs
+        log_record(state)
         log_model(state)
+        with tempfile.TemporaryDirectory() as folder:
+            if plot_worker.render(worker, folder, *drawn, **options):
+                mlflow.log_artifacts(folder, "plots")
         return f"run {state.run_id} (params, metrics, tags, model, config, plots)"
 
 
@@ -131,19 +138,22 @@ def log_pyfunc(state: TrainState, model: Any, example: Any, parts: list, metadat
                 with open(artifacts[DRIFT_ARTIFACT], "w") as f:
                     json.dump(drift_profile, f)
                 metadata = {**metadata, "drift_profile": f"artifacts/{PROFILE_FILE}"}
-            mlflow.pyfunc.log_model(
-                name=MODEL_NAME,
-                python_model=mlflow_model.MlflowModel(),
-                artifacts=artifacts,
-                signature=signature,
-                input_example=example,
-                pip_requirements=pip_requirements(parts),
-                registered_model_name=spec.mlflow.registered_model_name,
-                metadata={"mmp": {"task": spec.task, "features": state.features, "numeric": state.numeric,
-                                  "entity_columns": spec.data.entity_columns, "target": spec.data.target,
-                                  "recipe": pipeline.recipe, "name": spec.name,
-                                  "primary_metric": pipeline.primary_metric, "version": __version__, **metadata}},
-            )
+            from mmp.models.requirements import pins_trusted
+
+            with pins_trusted():
+                mlflow.pyfunc.log_model(
+                    name=MODEL_NAME,
+                    python_model=mlflow_model.MlflowModel(),
+                    artifacts=artifacts,
+                    signature=signature,
+                    input_example=example,
+                    pip_requirements=pip_requirements(parts),
+                    registered_model_name=spec.mlflow.registered_model_name,
+                    metadata={"mmp": {"task": spec.task, "features": state.features, "numeric": state.numeric,
+                                      "entity_columns": spec.data.entity_columns, "target": spec.data.target,
+                                      "recipe": pipeline.recipe, "name": spec.name,
+                                      "primary_metric": pipeline.primary_metric, "version": __version__, **metadata}},
+                )
     finally:
         for module in modules:
             cloudpickle.unregister_pickle_by_value(module)

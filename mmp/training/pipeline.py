@@ -54,6 +54,7 @@ class TrainState:
     best_params: dict[str, Any] = field(default_factory=dict)  # tuned params the fit stage uses
     train_codes: Any = None  # classification: train targets as class codes 0..k-1
     done: bool = False  # nothing left for this process (another process of a shared study refits)
+    plot_worker: Any = None  # the forked process drawing this run's plots (mmp.training.plot_worker), if any
 
     @property
     def sweep_parent(self) -> str | None:
@@ -140,6 +141,17 @@ class Pipeline:
     def run(self, quiet: bool = False, sweep: Any = None) -> TrainResult:
         """Run every stage in order and log to MLflow. Bad data is a UserError (exit 2) found before
         any MLflow run exists; a failure after the run started marks it FAILED."""
+        from mmp.training.plot_worker import PlotWorker
+
+        # Forked before MLflow is imported: it imports matplotlib on another core meanwhile.
+        worker = PlotWorker.start() if any(getattr(s, "draws_plots", False) for s in self.stages) else None
+        try:
+            return self._run(quiet, sweep, worker)
+        finally:
+            if worker is not None:
+                worker.close()
+
+    def _run(self, quiet: bool, sweep: Any, worker: Any) -> TrainResult:
         import mlflow
 
         from mmp.io import tracking
@@ -154,7 +166,7 @@ class Pipeline:
         experiment_id = tracking.experiment_id(self.experiment, self.spec.mlflow.tracking_uri)
         self.progress.stage("tracking", f"{scrub(self.tracking_uri)} -> experiment '{self.experiment}'",
                             time.perf_counter() - started)
-        state = TrainState(pipeline=self, experiment_id=experiment_id, sweep=sweep)
+        state = TrainState(pipeline=self, experiment_id=experiment_id, sweep=sweep, plot_worker=worker)
         pending = list(self.stages)
         while pending and not pending[0].opens_run:
             self._run_stage(pending.pop(0), state)

@@ -1,15 +1,19 @@
 """Evaluation plots logged with each run: confusion matrix and ROC (classification), a reliability
 diagram before and after calibration, residuals (regression), quantile intervals (quantile
-regression), and feature importance where the model has it."""
+regression), and feature importance where the model has it.
+
+`render` draws them into PNG files; `mmp.training.plot_worker` runs it in a forked process so that
+drawing overlaps with logging the model."""
 
 from __future__ import annotations
 
 from typing import Any, Iterator
 
 
-def figures(task: str, model: Any, X: Any, y_true: Any, predicted: Any, classes: list | None,
-            uncalibrated: Any = None) -> Iterator[tuple[str, Any]]:
-    """(name, matplotlib figure) pairs for one split; `uncalibrated`: the predictions before calibration."""
+def figures(task: str, y_true: Any, predicted: Any, classes: list | None, uncalibrated: Any = None,
+            importance: tuple[list[str], Any] | None = None) -> Iterator[tuple[str, Any]]:
+    """(name, matplotlib figure) pairs for one split; `uncalibrated`: the predictions before calibration;
+    `importance`: (feature names, values) from `feature_importance(model)`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,9 +30,23 @@ def figures(task: str, model: Any, X: Any, y_true: Any, predicted: Any, classes:
         bounds = [c for c in predicted.columns if c.startswith("prediction_q")]
         if len(bounds) >= 2:
             yield "quantile_intervals", _intervals(np.asarray(y_true, dtype=float), predicted, bounds[0], bounds[-1])
-    importance = _importance(model)
     if importance is not None:
         yield "feature_importance", _bars(*importance)
+
+
+def render(folder: str, *args: Any, **kwargs: Any) -> list[str]:
+    """Draw `figures(*args, **kwargs)` into `folder` as NAME.png (as `mlflow.log_figure` saves them);
+    the names, in drawing order."""
+    import os
+
+    names = []
+    for name, figure in figures(*args, **kwargs):
+        try:
+            figure.savefig(os.path.join(folder, f"{name}.png"))
+        finally:
+            close(figure)
+        names.append(name)
+    return names
 
 
 def close(figure: Any) -> None:
@@ -134,7 +152,8 @@ def _residuals(y_true: Any, y_pred: Any):
     return fig
 
 
-def _importance(model: Any) -> tuple[list[str], Any] | None:
+def feature_importance(model: Any) -> tuple[list[str], Any] | None:
+    """(feature names, importance values) of a fitted pipeline's estimator, else None."""
     import numpy as np
 
     values = [v for v in (_importance_of(e) for e in _inner(model[-1])) if v is not None]
