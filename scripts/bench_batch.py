@@ -20,11 +20,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import REPO, copy_project, import_seconds  # noqa: E402
+from benchlib import copy_project, import_seconds  # noqa: E402
 
 NAIVE = """
 import sys
