@@ -289,7 +289,8 @@ def batch_body_schema(schema: RowSchema, max_rows: int) -> dict:
         c: {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {"type": schema.json_type(c)}}
         for c in schema.features}}
     split = {"type": "object", "required": ["columns", "data"], "properties": {
-        "columns": {"type": "array", "items": {"type": "string"}, "const": list(schema.features)},
+        "columns": {"type": "array", "items": {"type": "string"}, "minItems": len(schema.features),
+                    "description": "every feature column, in any order: " + ", ".join(schema.features)},
         "data": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {
             "type": "array", "minItems": len(schema.features), "maxItems": len(schema.features)}},
         "index": {"type": "array"}}}

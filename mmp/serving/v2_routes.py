@@ -106,6 +106,21 @@ def datatype_of(values: Any) -> str:
     return TEXT_TYPE
 
 
+def example(model_dir: str, schema: RowSchema) -> dict:
+    """A V2 request for the model in `model_dir`: the first row of the input example MLflow logged
+    with it (pandas split orient), else a row of nulls (missing values)."""
+    import json
+    from pathlib import Path
+
+    try:
+        logged = json.loads((Path(model_dir) / "input_example.json").read_text(encoding="utf-8"))
+        row = dict(zip(logged["columns"], logged["data"][0]))
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        row = {}
+    return {"inputs": [{"name": c, "shape": [1], "datatype": "FP64" if c in schema.numeric else TEXT_TYPE,
+                        "data": [row.get(c)]} for c in schema.features]}
+
+
 def body_schema(schema: RowSchema, entities: list[str], max_rows: int) -> dict:
     """The JSON schema of a V2 infer request for this model, for the OpenAPI document."""
     tensor = {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
@@ -127,6 +142,7 @@ def add_v2_routes(app: Any, state: Any, max_bytes: int, max_rows: int, guarded: 
     name_parameter = {"name": "model_name", "in": "path", "required": True,
                       "schema": {"type": "string", "enum": names}, "description": "the served model's name"}
     extra = {**_body(body_schema(state.schema, entity_columns(state), max_rows)), "parameters": [name_parameter]}
+    extra["requestBody"]["content"]["application/json"]["example"] = example(state.model_dir, state.schema)
 
     @app.post("/v2/models/{model_name}/infer", summary="predict a batch in the V2 (Open Inference) protocol",
               description=__doc__.split("\n\n", 1)[1], openapi_extra=extra,
