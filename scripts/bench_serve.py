@@ -159,6 +159,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="one-row cases; 1,000-row cases use a quarter")
     parser.add_argument("--workers", type=int, default=1, help="mmp workers (each peer runs one process)")
     parser.add_argument("--mlserver-venv", type=Path, help="MLServer's own virtual environment (made when absent)")
+    parser.add_argument("--mmp-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for mmp serve-api, e.g. serving.batching.max_batch_size=8192")
     args = parser.parse_args()
     load = wrk if shutil.which("wrk") else python_load
     print(f"machine-speed reference: `import mlflow` {import_seconds('mlflow'):.2f} s (median of 3 fresh processes)")
@@ -183,12 +185,12 @@ def main() -> None:
         frame = pd.concat([data] * (1000 // len(data) + 1), ignore_index=True).head(1000)
         print(f"recipe {args.recipe} ({len(features)} features), run {run_id}; loader: {load.__name__}, "
               f"{args.connections} connections (1,000 rows: {max(2, args.connections // 4)}), {args.seconds} s per "
-              f"case, {args.rounds} rounds, alternated; mmp workers: {args.workers}")
+              f"case, {args.rounds} rounds, alternated; mmp workers: {args.workers} {' '.join(args.mmp_set)}")
 
         port = {server: free_port() for server in ("mmp", "mlflow", "MLServer")}
         servers = {
             "mmp": ([sys.executable, "-m", "mmp", "serve-api", "--run-id", run_id, "--workers", str(args.workers),
-                     "--port", str(port["mmp"]), "serving.log_level=warning"], "/ready", env),
+                     "--port", str(port["mmp"]), "serving.log_level=warning", *args.mmp_set], "/ready", env),
             "mlflow": ([sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir), "--env-manager",
                         "local", "--host", "127.0.0.1", "--port", str(port["mlflow"])], "/ping", env),
         }
@@ -219,8 +221,12 @@ def main() -> None:
         proc, restart = start(servers["mmp"][0], f"http://127.0.0.1:{port['mmp']}/ready", work, env)
         stop(proc)  # a restart finds the run's model in the BentoML store
         report(results, ready, restart, rss)
-        from serve_profile import in_process
-
+        try:
+            import mmp.serving.request_formats  # noqa: F401
+            from serve_profile import in_process
+        except ImportError as exc:  # an mmp from before the body formats
+            print(f"\nin-process profile skipped: {exc}")
+            return
         in_process(model_dir, frame, features, {label: body for rows, server, label, _, body in todo
                                                 if rows > 1 and server == "mmp"}, results)
 

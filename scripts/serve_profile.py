@@ -31,6 +31,7 @@ def in_process(model_dir: Path, frame: Any, features: list[str], bodies: dict[st
     import pandas as pd
 
     from mmp.serving import request_body
+    from mmp.serving.columns import Columns
     from mmp.serving.drift import drift_monitor
     from mmp.serving.request_formats import read_batch
     from mmp.serving.state import load_model, model_schema, shape_rows
@@ -58,8 +59,6 @@ def in_process(model_dir: Path, frame: Any, features: list[str], bodies: dict[st
         block = read().features
         data = block.frame()
         out = model.predict_columns(data)
-        from mmp.serving.columns import Columns
-
         columns = Columns(out, len(data))
         answer = {"columns": lambda: orjson.dumps({"columns": columns.as_lists()}),
                   "V2": lambda: orjson.dumps(v2_answer("m", "1", "id", columns.data))}.get(

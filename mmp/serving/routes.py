@@ -3,9 +3,9 @@
     GET  /health          liveness: 200 while the process runs
     GET  /ready           readiness: 503 until the model is loaded in this worker, then 200
     POST /predict         one JSON object -> {"prediction", "probability", "model_uri"}
-    POST /predict/batch   {"samples": [...]} or {"dataframe_split": {...}} -> {"predictions", "model_uri", "sample_count"};
-                          {"columns": {...}} -> {"columns", "model_uri", "sample_count"} (mmp.serving.request_formats)
-    POST /v2/models/NAME/infer   the V2 (Open Inference) protocol's request and response (mmp.serving.v2_routes)
+    POST /predict/batch   {"samples": [...]} or {"dataframe_split": {...}} -> {"predictions", "model_uri",
+                          "sample_count"}; {"columns": {...}} -> {"columns", ...} (mmp.serving.request_formats)
+    POST /v2/models/NAME/infer   the V2 inference protocol's request and response (mmp.serving.v2_routes)
     GET  /model/info      run id, recipe, params, metrics
     GET  /model/schema    input columns and types, output columns
     GET  /model/drift     this worker's drift over its last `monitoring.window_rows` rows: PSI, status and
@@ -203,8 +203,9 @@ def create_app(state: ServingState):
         rows = shape_rows(results.data)
         if batch.samples is not None:
             rows = with_entities(state, batch.samples, rows)
-        elif batch.entities:
-            rows = [{**dict(zip(batch.entities, values)), **row} for values, row in zip(zip(*batch.entities.values()), rows)]
+        elif batch.entities:  # dataframe_split: the entity columns it sent lead each row
+            names = list(batch.entities)
+            rows = [{**dict(zip(names, ids)), **row} for ids, row in zip(zip(*batch.entities.values()), rows)]
         return answer({"predictions": rows, "model_uri": state.model_uri, "sample_count": len(rows)})
 
     add_v2_routes(app, state, max_bytes, max_rows, guarded, not_ready)
