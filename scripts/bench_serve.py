@@ -69,6 +69,14 @@ def tree_rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a server's whole process tree has used so far."""
+    import psutil
+
+    root = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
+
+
 def wrk(url: str, body: bytes, seconds: int, connections: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         body_file = script.name + ".json"
@@ -83,6 +91,7 @@ def wrk(url: str, body: bytes, seconds: int, connections: int) -> dict:
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": ms("50%"), "p99": ms("99%"),
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
             "bad": int(non2xx.group(1)) if non2xx else 0, "socket_errors": sum(map(int, errors.groups())) if errors else 0}
 
 
@@ -107,7 +116,8 @@ def python_load(url: str, body: bytes, seconds: int, connections: int) -> dict:
 
     asyncio.run(run())
     q = statistics.quantiles(latencies, n=100)
-    return {"rps": len(latencies) / seconds, "p50": q[49] * 1000, "p99": q[98] * 1000, "bad": bad, "socket_errors": 0}
+    return {"rps": len(latencies) / seconds, "p50": q[49] * 1000, "p99": q[98] * 1000, "bad": bad, "socket_errors": 0,
+            "requests": len(latencies)}
 
 
 def cases(frame, features: list[str], name: str) -> list[tuple[str, str, str, bytes]]:
@@ -135,9 +145,14 @@ def cases(frame, features: list[str], name: str) -> list[tuple[str, str, str, by
 
 
 def start(command: list[str], url: str, cwd: Path, env: dict) -> tuple[subprocess.Popen, float]:
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    """A server started in a session of its own, and the seconds until `url` answered 200."""
+    log = cwd / f"server-{len(list(cwd.glob('server-*.log')))}.log"
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
                             start_new_session=True)
-    return proc, wait(url, proc)
+    try:
+        return proc, wait(url, proc)
+    except SystemExit:
+        raise SystemExit(f"{' '.join(command[:6])} ... did not start: {log.read_text()[-3000:]}") from None
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -212,8 +227,11 @@ def main() -> None:
             for _ in range(args.rounds):
                 for rows, server, label, path, body in todo:
                     connections = args.connections if rows == 1 else max(2, args.connections // 4)
-                    results.setdefault((rows, server, label), []).append(
-                        load(f"http://127.0.0.1:{port[server]}{path}", body, args.seconds, connections))
+                    used = tree_cpu_s(procs[server].pid)
+                    result = load(f"http://127.0.0.1:{port[server]}{path}", body, args.seconds, connections)
+                    # the server's CPU per request: what the machine's load changes least
+                    result["cpu_ms"] = (tree_cpu_s(procs[server].pid) - used) * 1000 / max(1, result["requests"])
+                    results.setdefault((rows, server, label), []).append(result)
             rss = {server: tree_rss_mb(proc.pid) for server, proc in procs.items()}
         finally:
             for proc in procs.values():
@@ -241,13 +259,15 @@ def report(results: dict[tuple, list[dict]], ready: dict[str, float], restart: f
               "(each round's req/s in brackets)")
         for case in group:
             rounds = ", ".join(f"{r['rps']:.1f}" for r in results[case])
-            print(f"  {case[1] + ' ' + case[2]:<26} {median(case, 'rps'):8.1f} req/s   p50 {median(case, 'p50'):7.1f} ms"
-                  f"   p99 {median(case, 'p99'):7.1f} ms   non-2xx {sum(r['bad'] for r in results[case])}   "
-                  f"socket errors {sum(r['socket_errors'] for r in results[case])}   [{rounds}]")
+            print(f"  {case[1] + ' ' + case[2]:<24} {median(case, 'rps'):7.1f} req/s  p50 {median(case, 'p50'):6.1f} ms"
+                  f"  p99 {median(case, 'p99'):6.1f} ms  server CPU {median(case, 'cpu_ms'):6.2f} ms/req  non-2xx "
+                  f"{sum(r['bad'] for r in results[case])}  socket errors {sum(r['socket_errors'] for r in results[case])}"
+                  f"  [{rounds}]")
         peers = [case for case in group if case[1] != "mmp"]
         for mine in [case for case in group if case[1] == "mmp"]:
-            print(f"  mmp {mine[2]}: " + ", ".join(
-                f"{median(mine, 'rps') / median(peer, 'rps'):.2f}x {peer[1]}" for peer in peers))
+            print(f"  mmp {mine[2]}: req/s " + ", ".join(
+                f"{median(mine, 'rps') / median(peer, 'rps'):.2f}x {peer[1]}" for peer in peers) + "; CPU per request "
+                + ", ".join(f"{median(mine, 'cpu_ms') / median(peer, 'cpu_ms'):.2f}x {peer[1]}" for peer in peers))
     print()
     for server, seconds in ready.items():
         again = f" (restart {restart:.1f} s)" if server == "mmp" else ""

@@ -40,7 +40,12 @@ class RowSchema:
             if column not in row:
                 errors.append(FieldError(prefix + column, "missing field (use null for a missing value)"))
                 continue
-            problem = self.problem(column, row[column])
+            value = row[column]
+            kind = type(value)
+            if value is None or (kind is str if column not in self.numeric else
+                                 (kind is float or kind is int) and -FLOAT32_MAX <= value <= FLOAT32_MAX):
+                continue  # the common case, decided without a call (NaN fails the comparison)
+            problem = self.problem(column, value)
             if problem:
                 errors.append(FieldError(prefix + column, problem))
         return errors
@@ -81,7 +86,11 @@ class RowSchema:
 
     def row_as_columns(self, row: dict) -> Columns:
         """One checked row (`check` found nothing) as a block of one row."""
-        return self._converted([row])
+        import numpy as np
+
+        numeric = [c for c in self.features if c in self.numeric]
+        numbers = iter(np.array([[row[c]] for c in numeric], dtype=np.float64).reshape(len(numeric), 1))
+        return Columns({c: next(numbers) if c in self.numeric else [row[c]] for c in self.features}, 1)
 
     def check_columns(self, columns: dict[str, list], field: Callable[[str, int], str]) -> tuple[Columns | None, list[FieldError]]:
         """(the feature columns checked, []) or (None, every problem): `columns` holds a list of values
