@@ -11,9 +11,11 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+from mmp.serving.columns import join
+
 
 class Batcher:
-    def __init__(self, predict: Callable[[list[dict]], list[dict]], max_batch_size: int = 64,
+    def __init__(self, predict: Callable[[Any], Any], max_batch_size: int = 64,
                  max_wait_ms: float = 0.0, enabled: bool = True):
         self.predict = predict
         self.max_batch_size = max_batch_size if enabled else 1
@@ -22,8 +24,8 @@ class Batcher:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmp-model")
         self.task: asyncio.Task | None = None  # a strong reference keeps the consumer alive
 
-    async def submit(self, rows: list[dict]) -> list[dict]:
-        """Predict `rows`; returns one result per row, in order."""
+    async def submit(self, rows: Any) -> Any:
+        """Predict `rows` (a `Columns` block, or a list of requests); returns one result per row, in order."""
         if self.queue is None:
             self.queue = asyncio.Queue()
             self.task = asyncio.get_running_loop().create_task(self._consume())
@@ -43,7 +45,7 @@ class Batcher:
                 rows, future = self.queue.get_nowait()
                 batch.append((rows, future))
                 size += len(rows)
-            everything = [row for rows, _ in batch for row in rows]
+            everything = join([rows for rows, _ in batch])  # one frame for the whole model call
             try:
                 results = await loop.run_in_executor(self.executor, self.predict, everything)
             except Exception as exc:

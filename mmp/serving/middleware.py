@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from typing import Any
@@ -20,6 +21,8 @@ log = logging.getLogger("mmp.serve")
 OPEN_PATHS = frozenset({"/health", "/ready", "/livez", "/readyz", "/healthz", "/metrics"})
 KNOWN_ROUTES = frozenset({"/predict", "/predict/batch", "/model/info", "/model/schema", "/model/drift", "/docs",
                           "/openapi.json"}) | OPEN_PATHS
+V2_INFER = "/v2/models/{model_name}/infer"  # one metrics label whatever the name in the path
+V2_PATH = re.compile(r"/v2/models/[^/]+/infer")
 
 
 class RequestMiddleware:
@@ -73,7 +76,7 @@ class RequestMiddleware:
                 await _send_json(send_with_id, 500, internal_error(request_id), [])
         finally:
             seconds = time.perf_counter() - started
-            route = path if path in KNOWN_ROUTES else "other"
+            route = path if path in KNOWN_ROUTES else V2_INFER if V2_PATH.fullmatch(path) else "other"
             if self.metrics is not None:
                 self.metrics.observe(route, scope.get("method", ""), status["code"], seconds)
             if access_log.isEnabledFor(logging.INFO):

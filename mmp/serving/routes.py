@@ -3,7 +3,9 @@
     GET  /health          liveness: 200 while the process runs
     GET  /ready           readiness: 503 until the model is loaded in this worker, then 200
     POST /predict         one JSON object -> {"prediction", "probability", "model_uri"}
-    POST /predict/batch   {"samples": [...]} -> {"predictions", "model_uri", "sample_count"}
+    POST /predict/batch   {"samples": [...]} or {"dataframe_split": {...}} -> {"predictions", "model_uri",
+                          "sample_count"}; {"columns": {...}} -> {"columns", ...} (mmp.serving.request_formats)
+    POST /v2/models/NAME/infer   the V2 inference protocol's request and response (mmp.serving.v2_routes)
     GET  /model/info      run id, recipe, params, metrics
     GET  /model/schema    input columns and types, output columns
     GET  /model/drift     this worker's drift over its last `monitoring.window_rows` rows: PSI, status and
@@ -25,15 +27,22 @@ from starlette.responses import JSONResponse, Response
 
 from mmp.serving import request_body
 from mmp.serving.middleware import internal_error
-from mmp.serving.request_schema import FieldError
-from mmp.serving.state import ServingState
+from mmp.serving.request_formats import BatchError, read_batch
+from mmp.serving.request_schema import FieldError, RowSchema
+from mmp.serving.state import ServingState, shape_rows
+from mmp.serving.v2_routes import add_v2_routes
 
 log = logging.getLogger("mmp.serve")
 
 
+def entity_columns(state: ServingState) -> list[str]:
+    """The model's entity columns that are not features: a request may send them, its answer carries them back."""
+    return [c for c in state.info.get("entity_columns") or [] if c not in state.schema.features]
+
+
 def with_entities(state: ServingState, rows: list[dict], results: list[dict]) -> list[dict]:
     """Each result led by the entity columns its request row carried (as batch inference writes them)."""
-    entities = [c for c in state.info.get("entity_columns") or [] if c not in state.schema.features]
+    entities = entity_columns(state)
     if not entities:
         return results
     return [{**{c: row[c] for c in entities if c in row}, **result} for row, result in zip(rows, results)]
@@ -84,7 +93,7 @@ class ErrorBody(BaseModel):
 ERROR_STATUSES = {
     400: "the body is not JSON, is empty, nests too deep or holds too long a number",
     401: "no or a wrong bearer token",
-    404: "nothing to report: the model has no drift profile, or monitoring is disabled",
+    404: "nothing to report (the model has no drift profile, or monitoring is disabled), or no model of that name",
     413: "the body or the batch is larger than the limit",
     422: "the JSON does not fit the model: a field missing, of the wrong type or out of range",
     503: "the model is not loaded (yet), or the worker is shutting down",
@@ -163,18 +172,17 @@ def create_app(state: ServingState):
         row, problem = await read_json(request, max_bytes)
         if problem is not None:
             return problem
-        errors = state.schema.check(row)
+        schema = state.schema
+        errors = schema.check(row)
         if errors:
             return error(422, "invalid_input", "the record does not fit the model", errors)
-        results, problem = await predict_or_explain(state, [row])
+        results, problem = await predict_or_explain(state, schema.row_as_columns(row))
         if problem is not None:
             return problem
-        return answer({**with_entities(state, [row], results)[0], "model_uri": state.model_uri})
+        return answer({**with_entities(state, [row], shape_rows(results.data))[0], "model_uri": state.model_uri})
 
-    batch_schema = {"type": "object", "required": ["samples"], "properties": {
-        "samples": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": row_schema}}}
-
-    @app.post("/predict/batch", summary="predict many records", openapi_extra=_body(batch_schema),
+    @app.post("/predict/batch", summary="predict many records: rows, columns or MLflow's dataframe_split",
+              description=BATCH_FORMATS, openapi_extra=_body(batch_body_schema(state.schema, max_rows)),
               responses=documented(400, *guarded, 413, 422, 503))
     async def predict_batch(request: Request) -> Any:
         if not state.ready:
@@ -182,24 +190,25 @@ def create_app(state: ServingState):
         body, problem = await read_json(request, max_bytes)
         if problem is not None:
             return problem
-        if not isinstance(body, dict) or "samples" not in body:
-            return error(422, "invalid_input", "expected {\"samples\": [...]}", [FieldError("samples", "missing field")])
-        samples = body["samples"]
-        if not isinstance(samples, list):
-            return error(422, "invalid_input", "samples must be an array", [FieldError("samples", "expected an array")])
-        if not samples:
-            return error(422, "invalid_input", "samples is empty", [FieldError("samples", "send at least one record")])
-        if len(samples) > max_rows:
-            return error(413, "batch_too_large", f"{len(samples)} samples; the limit is {max_rows}",
-                         [FieldError("samples", f"at most {max_rows} records")])
-        errors = state.schema.check_rows(samples)
-        if errors:
-            return error(422, "invalid_input", f"{len(errors)} problem(s) in samples", errors[:100])
-        results, problem = await predict_or_explain(state, samples)
+        try:
+            batch = read_batch(body, state.schema, max_rows, entity_columns(state))
+        except BatchError as exc:
+            return error(exc.status, exc.kind, exc.message, exc.fields)
+        results, problem = await predict_or_explain(state, batch.features)
         if problem is not None:
             return problem
-        return answer({"predictions": with_entities(state, samples, results), "model_uri": state.model_uri,
-                             "sample_count": len(results)})
+        if batch.form == "columns":
+            return answer({"columns": {**batch.entities, **results.as_lists()}, "model_uri": state.model_uri,
+                           "sample_count": len(results)})
+        rows = shape_rows(results.data)
+        if batch.samples is not None:
+            rows = with_entities(state, batch.samples, rows)
+        elif batch.entities:  # dataframe_split: the entity columns it sent lead each row
+            names = list(batch.entities)
+            rows = [{**dict(zip(names, ids)), **row} for ids, row in zip(zip(*batch.entities.values()), rows)]
+        return answer({"predictions": rows, "model_uri": state.model_uri, "sample_count": len(rows)})
+
+    add_v2_routes(app, state, max_bytes, max_rows, guarded, not_ready)
 
     @app.get("/model/schema", summary="input columns and types; output columns", responses=documented(*guarded))
     async def model_schema() -> dict:
@@ -244,7 +253,7 @@ def _extra_outputs(model_dir: str) -> tuple[str, ...]:
     return tuple(n for n in names if isinstance(n, str) and n != "prediction" and not n.startswith("probability"))
 
 
-async def predict_or_explain(state: ServingState, rows: list[dict]) -> tuple[Any, Any]:
+async def predict_or_explain(state: ServingState, rows: Any) -> tuple[Any, Any]:
     """(results, None), or (None, a 422) when these valid-looking rows still cannot be predicted
     (the model rejects a value); the batcher keeps other requests out of such a failure."""
     from mmp.models.tabular import InputError
@@ -259,6 +268,35 @@ async def predict_or_explain(state: ServingState, rows: list[dict]) -> tuple[Any
 async def json_500(request: Request, exc: Exception) -> JSONResponse:
     """A bug's 500 as JSON like every other error (the middleware logs the traceback and keeps the connection)."""
     return JSONResponse(internal_error(request.scope.get("state", {}).get("request_id", "")), status_code=500)
+
+
+BATCH_FORMATS = """Three bodies, one key each:
+
+* `{"samples": [{"col": value, ...}, ...]}`: one object per row; answered with
+  `{"predictions": [{"prediction": ..., "probability": ...}, ...], "model_uri": ..., "sample_count": n}`.
+* `{"columns": {"col": [value, ...], ...}}`: one array per column, all of one length; answered with
+  `{"columns": {"prediction": [...], "probability": [...], ...}, "model_uri": ..., "sample_count": n}`: the
+  prediction columns batch inference writes (`probability_<class>` for each class of a multi-class model).
+* `{"dataframe_split": {"columns": [...], "data": [[...], ...]}}`: MLflow's split orient, as sent to
+  `mlflow models serve`; answered like `samples` (`index` is ignored).
+
+Entity columns sent beside the features come back in the answer; other extra fields are ignored."""
+
+
+def batch_body_schema(schema: RowSchema, max_rows: int) -> dict:
+    """The JSON schema of a /predict/batch body: one of the three formats."""
+    rows = {"type": "array", "minItems": 1, "maxItems": max_rows, "items": schema.json_schema()}
+    columns = {"type": "object", "required": list(schema.features), "properties": {
+        c: {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {"type": schema.json_type(c)}}
+        for c in schema.features}}
+    split = {"type": "object", "required": ["columns", "data"], "properties": {
+        "columns": {"type": "array", "items": {"type": "string"}, "minItems": len(schema.features),
+                    "description": "every feature column, in any order: " + ", ".join(schema.features)},
+        "data": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {
+            "type": "array", "minItems": len(schema.features), "maxItems": len(schema.features)}},
+        "index": {"type": "array"}}}
+    return {"oneOf": [{"type": "object", "required": [key], "properties": {key: value}, "title": key}
+                      for key, value in (("samples", rows), ("columns", columns), ("dataframe_split", split))]}
 
 
 def _body(schema: dict) -> dict:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmp.serving.columns import Columns
 from mmp.serving.request_schema import RowSchema
 
 log = logging.getLogger("mmp.serve")
@@ -95,10 +96,9 @@ class ServingState:
         gc.collect()
         gc.freeze()
 
-    def _predict_rows(self, rows: list[dict]) -> list[dict]:
-        import pandas as pd
-
-        frame = pd.DataFrame.from_records(rows, columns=self.schema.features)
+    def _predict_rows(self, rows: Columns) -> Columns:
+        """The prediction columns of a block of checked request rows (mmp.serving.columns)."""
+        frame = rows.frame()
         if hasattr(self.model, "predict_columns"):
             columns = self.model.predict_columns(frame)
         else:
@@ -106,7 +106,7 @@ class ServingState:
             columns = {c: out[c].to_numpy() for c in out.columns}
         if self.drift is not None:  # counted here, in the model thread, never on the event loop
             self.drift.record(frame, columns)
-        return shape_rows(columns)
+        return Columns(columns, len(frame))
 
 
 class _PyfuncAdapter:
@@ -167,7 +167,7 @@ def _predict_function(state: ServingState, model: Any) -> tuple[Any, Any]:
 
         meta = forecast_meta(state.model_dir)
         return functools.partial(forecast_responses, model, meta), warm_up_request(model, meta)
-    return state._predict_rows, [{c: None for c in state.schema.features}]
+    return state._predict_rows, state.schema.row_as_columns({c: None for c in state.schema.features})
 
 
 def model_schema(model_dir: str) -> RowSchema:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 
+import pandas as pd
 import pytest
 
 from mmp.serving import request_body
@@ -16,6 +17,8 @@ BODIES = [
     '{"i": 9223372036854775807, "j": -9223372036854775808, "k": 18446744073709551615}',
     '{"wide": 123456789012345678901234567890, "negative": -98765432109876543210}',
     '{"float_digits": 0.000000000000000000001, "text": "00000000000000000000000"}',
+    '[0.00012345678901234567, -0.000999999999999999999999, 1e-000000000000000000005, 12345678901234567890123]',
+    '[-12345678901234567890123, 0, 1.5E+00000000000000000002, {"k": 99999999999999999999}]',
     '{"nan": NaN, "inf": Infinity, "ninf": -Infinity}',
     r'{"samples": [{"x": 1, "y": "\u00fc\u4e2d\ud83d\ude00"}, {"x": 2.25, "y": null}]}',
     '{"text": "ü中😀"}',
@@ -81,3 +84,26 @@ def _leaves(node):
             yield from _leaves(item)
     else:
         yield node
+
+
+def test_column_wise_checks_of_columns_find_exactly_what_the_value_by_value_check_finds():
+    schema, rng = RowSchema(FEATURES, NUMERIC), random.Random(11)
+    rows = [_row(rng) for _ in range(200)]
+    columns = {c: [r[c] for r in rows] for c in FEATURES}
+    block, errors = schema.check_columns(columns, lambda c, i: f"columns.{c}[{i}]")
+    from_rows, _ = schema.rows_as_columns(rows)
+    assert errors == [] and list(block.data) == FEATURES and len(block) == 200
+    for c in FEATURES:  # the same values, numbers as float64 (null: NaN), text as it came
+        assert pd.Series(block.data[c]).equals(pd.Series(from_rows.data[c])), c
+    # the frame the model reads is the one the rows made before (numbers as float64, as the model reads them)
+    before = pd.DataFrame.from_records(rows, columns=FEATURES).astype({c: "float64" for c in NUMERIC})
+    pd.testing.assert_frame_equal(block.frame(), before)
+    for trial in range(200):
+        broken = {c: list(v) for c, v in columns.items()}
+        for _ in range(rng.randint(1, 3)):
+            broken[rng.choice(FEATURES)][rng.randrange(200)] = rng.choice(BAD_VALUES)
+        expected = [f"columns.{c}[{i}]: {schema.problem(c, v)}" for c in FEATURES for i, v in enumerate(broken[c])
+                    if schema.problem(c, v)]
+        block, errors = schema.check_columns(broken, lambda c, i: f"columns.{c}[{i}]")
+        assert [f"{e.field}: {e.message}" for e in errors] == expected, trial
+        assert (block is None) == bool(expected), trial

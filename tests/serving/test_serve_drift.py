@@ -200,3 +200,23 @@ def test_a_model_without_a_drift_profile_is_served_unchanged_and_drift_is_404(wo
     assert drift.status_code == 404 and drift.json()["error"] == "no_drift_profile"
     assert predicted.status_code == 200
     assert [p["prediction"] for p in predicted.json()["predictions"]] == ["setosa"] * 5
+
+
+def test_column_and_v2_bodies_are_counted_in_the_drift_window_and_need_the_token(servers, iris):
+    measured, _ = servers
+    shifted = iris.assign(petal_length_cm=iris["petal_length_cm"] + 3.0)
+    with httpx.Client(base_url=measured.url, headers=TOKEN, timeout=30) as client:
+        for start in range(0, 300, 50):  # 300 rows, the whole window: half as columns, half as V2 requests
+            part = shifted.iloc[start % len(shifted):][FEATURES].head(50)
+            if start < 150:
+                response = client.post("/predict/batch", json={"columns": part.to_dict(orient="list")})
+            else:
+                response = client.post("/v2/models/iris/infer", json={"inputs": [
+                    {"name": c, "shape": [50], "datatype": "FP64", "data": part[c].tolist()} for c in FEATURES]})
+            assert response.status_code == 200, response.text
+        report = client.get("/model/drift").json()
+    assert report["rows"] == 300 and report["features"]["petal_length_cm"]["status"] == "alert", report
+    for body, path in (({"columns": iris.head(2)[FEATURES].to_dict(orient="list")}, "/predict/batch"),
+                       ({"inputs": []}, "/v2/models/iris/infer")):
+        refused = httpx.post(f"{measured.url}{path}", json=body, timeout=30)
+        assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
