@@ -15,7 +15,7 @@ from mmp.serving.columns import join
 
 
 class Batcher:
-    def __init__(self, predict: Callable[[Any], Any], max_batch_size: int = 64,
+    def __init__(self, predict: Callable[[Any], Any], max_batch_size: int = 4096,
                  max_wait_ms: float = 0.0, enabled: bool = True):
         self.predict = predict
         self.max_batch_size = max_batch_size if enabled else 1

@@ -51,7 +51,7 @@ class ServingState:
             model = load_model(self.model_dir)
             batching = self.settings.get("batching", {})
             predict, warm_up = _predict_function(self, model)
-            self.batcher = Batcher(predict, batching.get("max_batch_size", 64),
+            self.batcher = Batcher(predict, batching.get("max_batch_size", 4096),
                                    batching.get("max_wait_ms", 0), batching.get("enabled", True))
             self.model = model
             if warm_up:
