@@ -187,16 +187,10 @@ def create_app(state: ServingState):
     async def predict_batch(request: Request) -> Any:
         if not state.ready:
             return not_ready()
-        body, problem = await read_json(request, max_bytes)
-        if problem is not None:
-            return problem
-        try:
-            batch = read_batch(body, state.schema, max_rows, entity_columns(state))
-        except BatchError as exc:
-            return error(exc.status, exc.kind, exc.message, exc.fields)
-        results, problem = await predict_or_explain(state, batch.features)
-        if problem is not None:
-            return problem
+        body, batch, results = await read_and_predict(
+            state, request, max_bytes, lambda body: read_batch(body, state.schema, max_rows, entity_columns(state)))
+        if batch is None:
+            return results
         if batch.form == "columns":
             return answer({"columns": {**batch.entities, **results.as_lists()}, "model_uri": state.model_uri,
                            "sample_count": len(results)})
@@ -251,6 +245,20 @@ def _extra_outputs(model_dir: str) -> tuple[str, ...]:
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return ()
     return tuple(n for n in names if isinstance(n, str) and n != "prediction" and not n.startswith("probability"))
+
+
+async def read_and_predict(state: ServingState, request: Any, max_bytes: int, read: Any) -> tuple[Any, Any, Any]:
+    """(body, batch, results) of a batch request whose body `read(body)` turns into a Batch, or
+    (None, None, the 4xx response) when the body, its rows or the model's call refuse it."""
+    body, problem = await read_json(request, max_bytes)
+    if problem is not None:
+        return None, None, problem
+    try:
+        batch = read(body)
+    except BatchError as exc:
+        return None, None, error(exc.status, exc.kind, exc.message, exc.fields)
+    results, problem = await predict_or_explain(state, batch.features)
+    return (None, None, problem) if problem is not None else (body, batch, results)
 
 
 async def predict_or_explain(state: ServingState, rows: Any) -> tuple[Any, Any]:

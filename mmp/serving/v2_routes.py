@@ -136,7 +136,7 @@ def body_schema(schema: RowSchema, entities: list[str], max_rows: int) -> dict:
 
 def add_v2_routes(app: Any, state: Any, max_bytes: int, max_rows: int, guarded: tuple, not_ready: Any) -> None:
     """POST /v2/models/{model_name}/infer on `app`, for the model `state` serves."""
-    from mmp.serving.routes import _body, answer, documented, entity_columns, error, predict_or_explain, read_json
+    from mmp.serving.routes import _body, answer, documented, entity_columns, error, read_and_predict
 
     names = sorted({n for n in (state.info.get("name"), state.info.get("registered_model")) if n})
     name_parameter = {"name": "model_name", "in": "path", "required": True,
@@ -154,16 +154,10 @@ def add_v2_routes(app: Any, state: Any, max_bytes: int, max_rows: int, guarded: 
                                                  f"not '{model_name}'"[:300])
         if not state.ready:
             return not_ready()
-        body, problem = await read_json(request, max_bytes)
-        if problem is not None:
-            return problem
-        try:
-            batch = read_v2(body, state.schema, max_rows, entity_columns(state))
-        except BatchError as exc:
-            return error(exc.status, exc.kind, exc.message, exc.fields)
-        results, problem = await predict_or_explain(state, batch.features)
-        if problem is not None:
-            return problem
+        body, batch, results = await read_and_predict(
+            state, request, max_bytes, lambda body: read_v2(body, state.schema, max_rows, entity_columns(state)))
+        if batch is None:
+            return results
         given_id = body.get("id")
         request_id = given_id if isinstance(given_id, str) else request.scope.get("state", {}).get("request_id", "")
         version = state.info.get("model_version") or state.info.get("run_id")
