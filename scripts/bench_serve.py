@@ -31,12 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mlserver_peer  # noqa: E402
-from benchlib import REPO, copy_project, import_seconds  # noqa: E402
+from benchlib import REPO, copy_project, import_seconds, wait_ready  # noqa: E402
 
 
 def free_port() -> int:
@@ -45,21 +44,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait(url: str, proc: subprocess.Popen, timeout: float = 180) -> float:
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return time.perf_counter() - start
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"{url} never answered")
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -102,7 +86,6 @@ def python_load(url: str, body: bytes, seconds: int, connections: int) -> dict:
     bad = 0
 
     async def run() -> None:
-        nonlocal bad
         deadline = time.perf_counter() + seconds
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=connections)) as client:
             async def worker() -> None:
@@ -150,7 +133,7 @@ def start(command: list[str], url: str, cwd: Path, env: dict) -> tuple[subproces
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
                             start_new_session=True)
     try:
-        return proc, wait(url, proc)
+        return proc, wait_ready(url, proc)
     except SystemExit:
         raise SystemExit(f"{' '.join(command[:6])} ... did not start: {log.read_text()[-3000:]}") from None
 

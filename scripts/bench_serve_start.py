@@ -20,11 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import REPO, copy_project, import_seconds  # noqa: E402
+from benchlib import REPO, copy_project, import_seconds, wait_ready  # noqa: E402
 
 
 def free_port() -> int:
@@ -42,17 +41,8 @@ def start_to_ready(command: list[str], ready: str, cwd: Path, env: dict[str, str
     proc = subprocess.Popen([*command, "--port", str(port)], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        while time.perf_counter() - started < timeout:
-            if proc.poll() is not None:
-                raise SystemExit(f"{' '.join(command)} exited with {proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{ready}", timeout=2) as r:
-                    if r.status == 200:
-                        return time.perf_counter() - started
-            except OSError:
-                pass
-            time.sleep(0.01)
-        raise SystemExit(f"{ready} never answered 200")
+        wait_ready(f"http://127.0.0.1:{port}{ready}", proc, timeout, poll_s=0.01)
+        return time.perf_counter() - started  # from before the process started
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)

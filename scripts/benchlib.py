@@ -36,3 +36,23 @@ def import_seconds(module: str = "mlflow", repeats: int = 3) -> float:
         subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def wait_ready(url: str, proc, timeout: float = 180, poll_s: float = 0.05) -> float:
+    """Seconds until `url` answers 200 (counted from this call), polling every `poll_s`; exits the
+    benchmark when `proc` dies first or the time runs out."""
+    import time
+    import urllib.request
+
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if proc.poll() is not None:
+            raise SystemExit(f"{' '.join(map(str, proc.args))} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return time.perf_counter() - start
+        except OSError:
+            pass
+        time.sleep(poll_s)
+    raise SystemExit(f"{url} never answered 200")
