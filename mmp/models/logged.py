@@ -158,7 +158,7 @@ def load_folder(uri: str, path: str) -> LoggedModel | None:
     with no code of its own to import (`code: null`); None for any other model, which `load` reads."""
     import yaml
 
-    from mmp.models.tabular import MODEL_ARTIFACT
+    from mmp.models.tabular import MODEL_ARTIFACT, load_from_mlflow_dir
 
     mlmodel = os.path.join(path, "MLmodel")
     if not os.path.isfile(mlmodel):
@@ -172,10 +172,7 @@ def load_folder(uri: str, path: str) -> LoggedModel | None:
     if (flavor.get("loader_module") != "mlflow.pyfunc.model" or flavor.get("code") or not pickled or not mmp
             or not os.path.isfile(os.path.join(path, pickled))):
         return None
-    import cloudpickle
-
-    with open(os.path.join(path, pickled), "rb") as f:
-        model = cloudpickle.load(f)
+    model = load_from_mlflow_dir(path, meta)
     if not hasattr(model, "predict_frame"):
         return None
     profile = (artifacts.get(DRIFT_ARTIFACT) or {}).get("path")

@@ -115,13 +115,14 @@ class TabularModel:
 MODEL_ARTIFACT = "model"  # the name of the pickled TabularModel among the pyfunc's artifacts
 
 
-def load_from_mlflow_dir(model_dir: str | Path) -> TabularModel | None:
+def load_from_mlflow_dir(model_dir: str | Path, meta: dict | None = None) -> TabularModel | None:
     """The TabularModel inside a downloaded MLflow model folder, unpickled without MLflow; None when
-    the folder holds some other kind of model."""
+    the folder holds some other kind of model. `meta`: its MLmodel, when the caller has read it."""
     import cloudpickle
     import yaml
 
-    meta = yaml.safe_load((Path(model_dir) / "MLmodel").read_text())
+    if meta is None:
+        meta = yaml.safe_load((Path(model_dir) / "MLmodel").read_text())
     artifacts = (meta.get("flavors", {}).get("python_function", {}).get("artifacts") or {})
     path = (artifacts.get(MODEL_ARTIFACT) or {}).get("path")
     if not path:
